@@ -1,0 +1,1 @@
+//! Benchmarks of vigil; see the `benches` folder and BENCHMARKS.md.

@@ -1,0 +1,3 @@
+//! vigil's event pipeline: sinks, filters and delivery.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
