@@ -1,0 +1,267 @@
+//! The `vigil` command line.
+
+use std::io::{self, BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use vigil_event::{Category, Event, Format, catalog};
+use vigil_ship::{Pipeline, SinkSpec, Target};
+
+use crate::config::{self, Config, SinkKind};
+
+/// Exit status for tampered, malformed or rejected input.
+const EXIT_BAD_INPUT: u8 = 1;
+/// Exit status for usage, configuration and I/O errors.
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil",
+    version,
+    about = "A security-logging proxy for PostgreSQL",
+    long_about = "vigil sits between applications and PostgreSQL and turns what it sees into \
+                  security events with stable codes, exported to SIEMs as JSON, CEF, RFC 5424 \
+                  syslog or OCSF.\n\nRun `vigil demo` to see the events, `vigil events` for the \
+                  catalog.",
+    after_help = "Exit status: 0 success, 1 bad input, 2 usage or configuration error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the event catalog: every event's code, name, category and severity.
+    Events {
+        /// Print a JSON array, for machines.
+        #[arg(long, conflicts_with = "markdown")]
+        json: bool,
+        /// Print the Markdown of docs/events.md.
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// Check or print configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Emit a representative set of events through the configured sinks.
+    Demo {
+        /// Configuration file; without it, events go to standard output as text.
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Write to standard output in this one format instead of the configured sinks.
+        #[arg(long, value_name = "FMT", value_parser = Format::NAMES)]
+        format: Option<String>,
+    },
+    /// Re-export events: read vigil JSON lines on standard input, write them in FMT.
+    Convert {
+        /// Output format.
+        #[arg(long, value_name = "FMT", value_parser = Format::NAMES)]
+        to: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate FILE without starting anything; exit 2 with file:line: key on error.
+    Check {
+        /// The configuration file.
+        file: PathBuf,
+    },
+    /// Print a commented example configuration.
+    Example,
+}
+
+/// Runs the command line; returns the process exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Events { json, markdown } => events(json, markdown),
+        Command::Config(ConfigCommand::Check { file }) => config_check(&file),
+        Command::Config(ConfigCommand::Example) => print(config::example().as_bytes()),
+        Command::Demo { config, format } => demo(config.as_deref(), format.as_deref()),
+        Command::Convert { to } => convert(&to),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vigil: {e:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn print(bytes: &[u8]) -> anyhow::Result<ExitCode> {
+    let mut out = io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        // A closed pipe (`vigil events | head`) is the reader's choice.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(anyhow::anyhow!("cannot write to standard output: {e}")),
+        Ok(()) => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn events(json: bool, markdown: bool) -> anyhow::Result<ExitCode> {
+    if markdown {
+        return print(catalog::markdown().as_bytes());
+    }
+    if json {
+        let all: Vec<serde_json::Value> = catalog::ALL
+            .iter()
+            .map(|k| {
+                let d = k.def();
+                serde_json::json!({
+                    "code": d.code,
+                    "name": d.name,
+                    "category": d.category.as_str(),
+                    "severity": d.severity.as_str(),
+                    "outcome": d.outcome.as_str(),
+                    "ocsf_class_uid": d.ocsf.class_uid,
+                    "ocsf_activity_id": d.ocsf.activity_id,
+                    "description": d.description,
+                })
+            })
+            .collect();
+        let mut s = serde_json::to_string_pretty(&all)?;
+        s.push('\n');
+        return print(s.as_bytes());
+    }
+    let width = catalog::ALL.iter().map(|k| k.name().len()).max().unwrap_or(0);
+    let mut s = format!(
+        "{:<5} {:<width$} {:<10} {:<8} DESCRIPTION\n",
+        "CODE", "NAME", "CATEGORY", "SEVERITY"
+    );
+    for cat in Category::ALL {
+        for k in catalog::ALL.iter().filter(|k| k.category() == cat) {
+            s.push_str(&format!(
+                "{:<5} {:<width$} {:<10} {:<8} {}\n",
+                k.code(),
+                k.name(),
+                cat.as_str(),
+                k.severity().as_str(),
+                k.def().description
+            ));
+        }
+    }
+    print(s.as_bytes())
+}
+
+fn load_config(path: &Path) -> Result<Config, ExitCode> {
+    config::load(path).map_err(|e| {
+        eprintln!("vigil: {e}");
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+fn config_check(path: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = match load_config(path) {
+        Ok(cfg) => cfg,
+        Err(code) => return Ok(code),
+    };
+    let n = cfg.sinks.len();
+    println!("ok: {}: {n} sink{}", path.display(), if n == 1 { "" } else { "s" });
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sink_specs(cfg: &Config) -> Vec<SinkSpec> {
+    cfg.sinks
+        .iter()
+        .map(|s| SinkSpec {
+            name: s.name.clone(),
+            target: match &s.kind {
+                SinkKind::Stdout => Target::Stdout,
+                SinkKind::Stderr => Target::Stderr,
+                SinkKind::File { path } => Target::File(path.clone()),
+            },
+            format: s.format.clone(),
+            filter: s.filter.clone(),
+        })
+        .collect()
+}
+
+fn demo(config: Option<&Path>, format: Option<&str>) -> anyhow::Result<ExitCode> {
+    let cfg = match config {
+        Some(path) => match load_config(path) {
+            Ok(cfg) => cfg,
+            Err(code) => return Ok(code),
+        },
+        None => Config::default(),
+    };
+    let sinks = match format {
+        Some(name) => vec![SinkSpec {
+            name: "stdout".into(),
+            target: Target::Stdout,
+            format: stdout_format(name)?,
+            filter: vigil_event::Filter::all(),
+        }],
+        None => sink_specs(&cfg),
+    };
+    let mut builder = Pipeline::builder()
+        .origin(&cfg.service.origin)
+        .capacity(cfg.pipeline.queue_capacity)
+        .overflow(cfg.pipeline.overflow);
+    for sink in sinks {
+        builder = builder.sink(sink);
+    }
+    let (pipeline, emitter) = builder.start()?;
+    for event in crate::demo::events() {
+        emitter.emit(event);
+    }
+    drop(emitter);
+    let stats = pipeline.shutdown()?;
+    if stats.dropped > 0 {
+        eprintln!("vigil: {} events dropped (queue full)", stats.dropped);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The named format as written to standard output.
+fn stdout_format(name: &str) -> anyhow::Result<Format> {
+    Format::from_name(name).ok_or_else(|| {
+        anyhow::anyhow!("unknown format {name:?}; expected one of {}", Format::NAMES.join(", "))
+    })
+}
+
+fn convert(to: &str) -> anyhow::Result<ExitCode> {
+    let format = stdout_format(to)?;
+    let stdin = io::stdin().lock();
+    let mut out = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
+    let mut buf = Vec::with_capacity(1024);
+    let mut rejected = 0u64;
+    for (i, line) in stdin.split(b'\n').enumerate() {
+        let line = line.map_err(|e| anyhow::anyhow!("cannot read standard input: {e}"))?;
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match Event::from_json(line) {
+            Ok(event) => {
+                buf.clear();
+                format.write(&event, &mut buf);
+                buf.push(b'\n');
+                if let Err(e) = out.write_all(&buf) {
+                    if e.kind() == io::ErrorKind::BrokenPipe {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    anyhow::bail!("cannot write to standard output: {e}");
+                }
+            }
+            Err(e) => {
+                rejected += 1;
+                eprintln!("vigil convert: stdin:{}: {e}; line skipped", i + 1);
+            }
+        }
+    }
+    match out.flush() {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            anyhow::bail!("cannot write to standard output: {e}")
+        }
+        _ => {}
+    }
+    if rejected > 0 {
+        eprintln!("vigil convert: {rejected} line(s) rejected");
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    }
+    Ok(ExitCode::SUCCESS)
+}

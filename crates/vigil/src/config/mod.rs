@@ -1,0 +1,571 @@
+//! The configuration file: TOML, parsed, validated, then handed to the
+//! service as a [`Config`].
+//!
+//! [`load`] reads a file, [`parse`] takes its text. Both first check the
+//! file's shape with serde (unknown keys and wrong types are errors), then
+//! validate every value into the types the service uses ([`Format`],
+//! [`Filter`], [`Overflow`]). Validation is pure: it does no I/O.
+//!
+//! Every error is a [`ConfigError`] whose `Display` is one line naming the
+//! file, the line and the key:
+//!
+//! ```text
+//! vigil.toml:14: sinks[1].format: unknown format "xml"; expected one of json, text, cef, syslog, ocsf
+//! ```
+//!
+//! `docs/configuration.md` describes every key; [`example`] returns the
+//! commented example, `examples/vigil.toml`.
+//!
+//! ```
+//! use std::path::Path;
+//!
+//! let cfg = vigil::config::parse("[[sinks]]\ntype = \"stderr\"\n", Path::new("vigil.toml")).unwrap();
+//! assert_eq!(cfg.sinks[0].name, "stderr-0");
+//!
+//! let err = vigil::config::parse("[[sinks]]\ntype = \"tape\"\n", Path::new("vigil.toml")).unwrap_err();
+//! assert_eq!(err.line(), Some(2));
+//! assert_eq!(err.key(), Some("sinks[0].type"));
+//! ```
+
+mod error;
+mod locate;
+mod raw;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use vigil_event::format::{SyslogOptions, facility_from_name};
+use vigil_event::{Filter, Format, Overflow, Selector, Severity, catalog};
+
+pub use error::ConfigError;
+use error::{Invalid, KeyPath};
+use locate::{Document, Located};
+use raw::{NameOrNumber, RawConfig, RawPipeline, RawSelector, RawService, RawSink, RawSyslog};
+
+/// The commented example configuration, `examples/vigil.toml`.
+pub fn example() -> &'static str {
+    include_str!("../../../../examples/vigil.toml")
+}
+
+/// Reads and validates the configuration file at `path`.
+///
+/// A relative sink `path` is resolved against the directory of `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let bytes = fs::read(path).map_err(|source| ConfigError::Read {
+        file: path.to_owned(),
+        source,
+    })?;
+    match String::from_utf8(bytes) {
+        Ok(text) => parse(&text, path),
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            // Invariant: `valid_up_to` ends a valid UTF-8 prefix.
+            let prefix = std::str::from_utf8(&e.as_bytes()[..valid]).unwrap_or_default();
+            let doc = Document::lenient(prefix);
+            Err(ConfigError::Syntax {
+                file: path.to_owned(),
+                line: doc.line_at(valid),
+                key: doc.key_at(valid),
+                message: "the file is not UTF-8 text; save it as UTF-8".to_owned(),
+            })
+        }
+    }
+}
+
+/// Parses and validates configuration `text`, read from `path`.
+///
+/// `path` names the file in errors, and relative sink paths are resolved
+/// against its directory. The only I/O is reading the host name, for the
+/// defaults of `service.origin` and of the syslog HOSTNAME.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let file = || path.to_owned();
+    let doc = Document::parse(text).map_err(|l: Located| ConfigError::Syntax {
+        file: file(),
+        line: l.line,
+        key: l.key,
+        message: l.message,
+    })?;
+    let raw: RawConfig = doc
+        .deserialize()
+        .map_err(|l: Located| ConfigError::Schema {
+            file: file(),
+            line: l.line,
+            key: l.key,
+            message: l.message,
+        })?;
+    let host = if raw.service.origin.is_none() {
+        host_name()
+    } else {
+        String::new()
+    };
+    let cx = Context {
+        dir: path.parent().unwrap_or(Path::new("")),
+        host_name: &host,
+        syslog: SyslogOptions::default(),
+    };
+    validate(raw, &cx).map_err(|invalid| {
+        let l = doc.locate(&invalid.path, invalid.message);
+        ConfigError::Invalid {
+            file: file(),
+            line: l.line,
+            key: l.key,
+            message: l.message,
+        }
+    })
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// `[service]`: this instance.
+    pub service: ServiceConfig,
+    /// `[pipeline]`: the event queue between the emitters and the sinks.
+    pub pipeline: PipelineConfig,
+    /// `[[sinks]]`: where events go, in file order; never empty.
+    pub sinks: Vec<SinkConfig>,
+}
+
+/// `[service]`: this instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServiceConfig {
+    /// `origin`: the instance id on every event. Default: the host name.
+    pub origin: String,
+}
+
+/// `[pipeline]`: the event queue between the emitters and the sinks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PipelineConfig {
+    /// `queue_capacity`: events the queue holds, 1 to
+    /// [`MAX_QUEUE_CAPACITY`](Self::MAX_QUEUE_CAPACITY). Default 65536.
+    pub queue_capacity: usize,
+    /// `overflow`: what a full queue does, `block` (default) or `drop`.
+    pub overflow: Overflow,
+}
+
+impl PipelineConfig {
+    /// The default `queue_capacity`.
+    pub const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
+    /// The largest `queue_capacity`.
+    pub const MAX_QUEUE_CAPACITY: usize = 16_777_216;
+}
+
+/// One `[[sinks]]` table: where some events go, in which format.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SinkConfig {
+    /// `name`: unique among sinks. Default `<type>-<index>`, e.g. `file-1`.
+    pub name: String,
+    /// `type` (and `path`): where the records are written.
+    pub kind: SinkKind,
+    /// `format` (and `syslog`): how each event is written.
+    pub format: Format,
+    /// `min_severity`, `include` and `exclude`: which events the sink receives.
+    pub filter: Filter,
+}
+
+/// Where a sink writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SinkKind {
+    /// `type = "file"`: append to a file.
+    File {
+        /// The file, absolute or relative to the configuration file's directory.
+        path: PathBuf,
+    },
+    /// `type = "stderr"`: standard error.
+    Stderr,
+    /// `type = "stdout"`: standard output.
+    Stdout,
+}
+
+impl SinkKind {
+    /// The `type` name: `file`, `stderr` or `stdout`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SinkKind::File { .. } => "file",
+            SinkKind::Stderr => "stderr",
+            SinkKind::Stdout => "stdout",
+        }
+    }
+}
+
+impl Default for Config {
+    /// One sink: standard output, text, `info` and above. The origin is the
+    /// host name.
+    fn default() -> Self {
+        Config {
+            service: ServiceConfig {
+                origin: host_name(),
+            },
+            pipeline: PipelineConfig::default(),
+            sinks: vec![SinkConfig::default()],
+        }
+    }
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            queue_capacity: PipelineConfig::DEFAULT_QUEUE_CAPACITY,
+            overflow: Overflow::Block,
+        }
+    }
+}
+
+impl Default for SinkConfig {
+    /// `stdout-0`: standard output, text, `info` and above.
+    fn default() -> Self {
+        SinkConfig {
+            name: "stdout-0".to_owned(),
+            kind: SinkKind::Stdout,
+            format: Format::Text,
+            filter: Filter::new(DEFAULT_SEVERITY, &[], &[]),
+        }
+    }
+}
+
+/// The names `type` accepts.
+const SINK_TYPES: [&str; 3] = ["stdout", "stderr", "file"];
+
+const DEFAULT_SEVERITY: Severity = Severity::Info;
+/// The origin when the host name cannot be read.
+const FALLBACK_ORIGIN: &str = "vigil";
+
+/// What validation needs from outside the file, gathered beforehand so that
+/// validation stays pure.
+#[derive(Debug)]
+struct Context<'a> {
+    /// The configuration file's directory, for relative sink paths.
+    dir: &'a Path,
+    /// The default origin.
+    host_name: &'a str,
+    /// The defaults of the `syslog` format.
+    syslog: SyslogOptions,
+}
+
+/// The host name, from `/proc/sys/kernel/hostname`, else `vigil`.
+fn host_name() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| token(s, 255).is_ok())
+        .unwrap_or_else(|| FALLBACK_ORIGIN.to_owned())
+}
+
+fn validate(raw: RawConfig, cx: &Context<'_>) -> Result<Config, Invalid> {
+    let root = KeyPath::root();
+    let service = service(raw.service, &root.key("service"), cx)?;
+    let pipeline = pipeline(raw.pipeline, &root.key("pipeline"))?;
+    let sinks = match raw.sinks {
+        None => vec![SinkConfig::default()],
+        Some(list) if list.is_empty() => {
+            return Err(Invalid::new(
+                root.key("sinks"),
+                "no sinks; add a [[sinks]] table, or remove this key to log to stdout",
+            ));
+        }
+        Some(list) => {
+            let at = root.key("sinks");
+            let mut names: HashMap<String, usize> = HashMap::new();
+            let mut sinks = Vec::with_capacity(list.len());
+            for (i, raw) in list.into_iter().enumerate() {
+                let at = at.index(i);
+                let explicit = raw.name.is_some();
+                let s = sink(raw, i, &at, cx)?;
+                if let Some(first) = names.insert(s.name.clone(), i) {
+                    return Err(Invalid::new(
+                        if explicit { at.key("name") } else { at },
+                        format!(
+                            "duplicate sink name {:?} (also sinks[{first}]); \
+                             give each sink a unique name",
+                            s.name
+                        ),
+                    ));
+                }
+                sinks.push(s);
+            }
+            sinks
+        }
+    };
+    Ok(Config {
+        service,
+        pipeline,
+        sinks,
+    })
+}
+
+fn service(raw: RawService, at: &KeyPath, cx: &Context<'_>) -> Result<ServiceConfig, Invalid> {
+    let origin = match raw.origin {
+        None => cx.host_name.to_owned(),
+        Some(origin) => {
+            token(&origin, 255).map_err(|why| {
+                Invalid::new(
+                    at.key("origin"),
+                    format!("invalid origin {origin:?}: {why}"),
+                )
+            })?;
+            origin
+        }
+    };
+    Ok(ServiceConfig { origin })
+}
+
+fn pipeline(raw: RawPipeline, at: &KeyPath) -> Result<PipelineConfig, Invalid> {
+    let mut cfg = PipelineConfig::default();
+    if let Some(n) = raw.queue_capacity {
+        cfg.queue_capacity = usize::try_from(n)
+            .ok()
+            .filter(|n| (1..=PipelineConfig::MAX_QUEUE_CAPACITY).contains(n))
+            .ok_or_else(|| {
+                Invalid::new(
+                    at.key("queue_capacity"),
+                    format!(
+                        "{n} is out of range; use 1 to {} events",
+                        PipelineConfig::MAX_QUEUE_CAPACITY
+                    ),
+                )
+            })?;
+    }
+    if let Some(name) = raw.overflow {
+        cfg.overflow = [Overflow::Block, Overflow::Drop]
+            .into_iter()
+            .find(|o| o.as_str() == name)
+            .ok_or_else(|| {
+                Invalid::new(
+                    at.key("overflow"),
+                    format!(
+                        "unknown overflow policy {name:?}; expected block (wait for room) \
+                         or drop (discard and count)"
+                    ),
+                )
+            })?;
+    }
+    Ok(cfg)
+}
+
+fn sink(raw: RawSink, index: usize, at: &KeyPath, cx: &Context<'_>) -> Result<SinkConfig, Invalid> {
+    let Some(type_name) = raw.kind else {
+        return Err(Invalid::new(
+            at.key("type"),
+            "missing sink type; add type = \"stdout\", \"stderr\" or \"file\"",
+        ));
+    };
+    if let Some(name) = &raw.name {
+        sink_name(name).map_err(|why| Invalid::new(at.key("name"), why))?;
+    }
+    let kind = match (type_name.as_str(), raw.path) {
+        ("file", Some(path)) => SinkKind::File {
+            path: file_path(&path, cx.dir, &at.key("path"))?,
+        },
+        ("file", None) => {
+            return Err(Invalid::new(
+                at.key("path"),
+                "missing path; a file sink needs one, e.g. path = \"/var/log/vigil/events.log\"",
+            ));
+        }
+        ("stdout" | "stderr", Some(_)) => {
+            return Err(Invalid::new(
+                at.key("path"),
+                format!("not allowed on a {type_name} sink; remove it, or set type = \"file\""),
+            ));
+        }
+        ("stdout", None) => SinkKind::Stdout,
+        ("stderr", None) => SinkKind::Stderr,
+        (other, _) => {
+            return Err(Invalid::new(
+                at.key("type"),
+                format!(
+                    "unknown sink type {other:?}; expected one of {}",
+                    SINK_TYPES.join(", ")
+                ),
+            ));
+        }
+    };
+    let name = raw.name.unwrap_or_else(|| format!("{type_name}-{index}"));
+    let format = format(raw.format.as_deref(), &kind, raw.syslog, at, cx)?;
+    let min_severity = match raw.min_severity {
+        None => DEFAULT_SEVERITY,
+        Some(s) => Severity::from_name(&s).ok_or_else(|| {
+            let names: Vec<&str> = Severity::ALL.iter().map(|s| s.as_str()).collect();
+            Invalid::new(
+                at.key("min_severity"),
+                format!(
+                    "unknown severity {s:?}; expected one of {}",
+                    names.join(", ")
+                ),
+            )
+        })?,
+    };
+    let include = selectors(raw.include.as_deref(), &at.key("include"))?;
+    let exclude = selectors(raw.exclude.as_deref(), &at.key("exclude"))?;
+    let filter = Filter::new(min_severity, &include, &exclude);
+    if !catalog::ALL.iter().any(|&k| filter.matches_kind(k)) {
+        let key = if exclude.is_empty() {
+            "include"
+        } else {
+            "exclude"
+        };
+        return Err(Invalid::new(
+            at.key(key),
+            "include and exclude leave no event for this sink; exclude less",
+        ));
+    }
+    Ok(SinkConfig {
+        name,
+        kind,
+        format,
+        filter,
+    })
+}
+
+/// Sink names end up in file names and metric labels: keep them plain.
+fn sink_name(name: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid sink name {name:?}; use 1 to 64 letters, digits, '-', '_' or '.'"
+        ))
+    }
+}
+
+fn file_path(path: &str, dir: &Path, at: &KeyPath) -> Result<PathBuf, Invalid> {
+    if path.is_empty() {
+        return Err(Invalid::new(at.clone(), "empty; give the file to write to"));
+    }
+    if path.ends_with('/') {
+        return Err(Invalid::new(
+            at.clone(),
+            format!("{path:?} names a directory; give a file, e.g. \"{path}events.log\""),
+        ));
+    }
+    let p = Path::new(path);
+    Ok(if p.is_absolute() {
+        p.to_owned()
+    } else {
+        dir.join(p)
+    })
+}
+
+fn format(
+    name: Option<&str>,
+    kind: &SinkKind,
+    syslog: Option<RawSyslog>,
+    at: &KeyPath,
+    cx: &Context<'_>,
+) -> Result<Format, Invalid> {
+    let name = name.unwrap_or(match kind {
+        SinkKind::File { .. } => "json",
+        SinkKind::Stderr | SinkKind::Stdout => "text",
+    });
+    if name == "syslog" {
+        // Not `Format::from_name`: its defaults read the host name, and
+        // validation does no I/O.
+        let mut opts = cx.syslog.clone();
+        syslog_options(&mut opts, syslog.unwrap_or_default(), at)?;
+        return Ok(Format::Syslog(opts));
+    }
+    let Some(format) = Format::from_name(name) else {
+        return Err(Invalid::new(
+            at.key("format"),
+            format!(
+                "unknown format {name:?}; expected one of {}",
+                Format::NAMES.join(", ")
+            ),
+        ));
+    };
+    if syslog.is_some() {
+        return Err(Invalid::new(
+            at.key("syslog"),
+            format!(
+                "syslog options need format = \"syslog\", not {name:?}; remove them, \
+                 or set format = \"syslog\""
+            ),
+        ));
+    }
+    Ok(format)
+}
+
+/// Applies the `syslog` table over the defaults of [`SyslogOptions`].
+fn syslog_options(opts: &mut SyslogOptions, raw: RawSyslog, at: &KeyPath) -> Result<(), Invalid> {
+    let at = at.key("syslog");
+    if let Some(f) = raw.facility.map(|f| f.0) {
+        opts.facility = match &f {
+            NameOrNumber::Name(name) => facility_from_name(name),
+            NameOrNumber::Number(n) => u8::try_from(*n).ok().filter(|n| *n <= 23),
+        }
+        .ok_or_else(|| {
+            let shown = match f {
+                NameOrNumber::Name(name) => format!("{name:?}"),
+                NameOrNumber::Number(n) => n.to_string(),
+            };
+            Invalid::new(
+                at.key("facility"),
+                format!(
+                    "unknown facility {shown}; expected a name such as auth, authpriv, daemon, \
+                     audit or local0 to local7, or a number 0 to 23"
+                ),
+            )
+        })?;
+    }
+    if let Some(hostname) = raw.hostname {
+        token(&hostname, 255).map_err(|why| {
+            Invalid::new(
+                at.key("hostname"),
+                format!("invalid hostname {hostname:?}: {why}"),
+            )
+        })?;
+        opts.hostname = hostname;
+    }
+    if let Some(app_name) = raw.app_name {
+        token(&app_name, 48).map_err(|why| {
+            Invalid::new(
+                at.key("app_name"),
+                format!("invalid app_name {app_name:?}: {why}"),
+            )
+        })?;
+        opts.app_name = app_name;
+    }
+    Ok(())
+}
+
+fn selectors(list: Option<&[RawSelector]>, at: &KeyPath) -> Result<Vec<Selector>, Invalid> {
+    let Some(list) = list else {
+        return Ok(Vec::new());
+    };
+    list.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            match &s.0 {
+                NameOrNumber::Name(name) => Selector::parse(name),
+                NameOrNumber::Number(n) => u16::try_from(*n)
+                    .map_err(|_| format!("no event has code {n} (see `vigil events`)"))
+                    .and_then(Selector::code),
+            }
+            .map_err(|why| Invalid::new(at.index(i), format!("invalid selector: {why}")))
+        })
+        .collect()
+}
+
+/// Checks a name that goes into record headers (origin, syslog HOSTNAME and
+/// APP-NAME): printable ASCII, no spaces, at most `max` bytes.
+fn token(s: &str, max: usize) -> Result<(), String> {
+    if !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "use 1 to {max} printable ASCII characters, without spaces"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,10 @@
+//! vigil: the service, its configuration and its command line.
+//!
+//! The binary only wires the library crates together: events and formats
+//! from `vigil-event`, the pipeline and sinks from `vigil-ship`.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+mod demo;
