@@ -26,5 +26,5 @@ pub use catalog::{Category, Kind};
 pub use emit::{Emitter, Overflow, Receiver};
 pub use event::{Event, Field, Outcome, Session, Severity, Value};
 pub use filter::{Filter, Selector};
-pub use format::Format;
+pub use format::{Format, JsonError, SyslogOptions};
 pub use time::Timestamp;

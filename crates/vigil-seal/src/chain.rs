@@ -1,0 +1,118 @@
+//! The forward-secure HMAC chain.
+//!
+//! A chain starts at entry `s` under audit key version `v` with
+//! `k_s = HMAC-SHA256(K_v, "vigil-seal chain v1\0" || origin || 0x00 || be64(s))`.
+//! Entry `i` gets `mac_i = HMAC-SHA256(k_i, entry_i || mac_{i-1})` (see
+//! [`ChainKey::mac`] for the exact bytes) and the key then evolves,
+//! `k_{i+1} = SHA-256("vigil-seal evolve v1\0" || k_i)`; the old key is
+//! overwritten at once. Whoever steals `k_i` cannot compute any earlier key.
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::merkle::Hash;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const CHAIN_LABEL: &[u8] = b"vigil-seal chain v1\0";
+const EVOLVE_LABEL: &[u8] = b"vigil-seal evolve v1\0";
+const ENTRY_LABEL: &[u8] = b"vigil-seal entry v1\0";
+
+/// The current key of a chain. Zeroized when dropped or evolved.
+pub(crate) struct ChainKey {
+    k: Zeroizing<[u8; 32]>,
+}
+
+impl ChainKey {
+    /// The key of the chain that starts at `seq` under `audit_key`.
+    pub(crate) fn start(audit_key: &[u8; 32], origin: &str, seq: u64) -> ChainKey {
+        let mut m = new_hmac(audit_key);
+        m.update(CHAIN_LABEL);
+        m.update(origin.as_bytes());
+        m.update(&[0]);
+        m.update(&seq.to_be_bytes());
+        let mut k = Zeroizing::new([0u8; 32]);
+        k.copy_from_slice(&m.finalize().into_bytes());
+        ChainKey { k }
+    }
+
+    /// The MAC of one entry:
+    /// `HMAC(k, "vigil-seal entry v1\0" || be64(seq) || be32(key_version) ||
+    /// u8(start) || be64(len(record)) || record || be64(len(checkpoint)) ||
+    /// checkpoint || prev_mac)`, where `checkpoint` is the note's bytes or
+    /// empty.
+    pub(crate) fn mac(
+        &self,
+        seq: u64,
+        key_version: u32,
+        start: bool,
+        record: &[u8],
+        checkpoint: Option<&str>,
+        prev: &Hash,
+    ) -> Hash {
+        let mut m = new_hmac(&self.k);
+        m.update(ENTRY_LABEL);
+        m.update(&seq.to_be_bytes());
+        m.update(&key_version.to_be_bytes());
+        m.update(&[u8::from(start)]);
+        m.update(&(record.len() as u64).to_be_bytes());
+        m.update(record);
+        let cp = checkpoint.map(str::as_bytes).unwrap_or_default();
+        m.update(&(cp.len() as u64).to_be_bytes());
+        m.update(cp);
+        m.update(prev);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&m.finalize().into_bytes());
+        out
+    }
+
+    /// Moves to the next entry's key and erases the current one.
+    pub(crate) fn evolve(&mut self) {
+        let next = Sha256::new().chain_update(EVOLVE_LABEL).chain_update(*self.k).finalize();
+        self.k.copy_from_slice(&next);
+    }
+}
+
+fn new_hmac(key: &[u8; 32]) -> HmacSha256 {
+    // HMAC accepts keys of any length; a 32-byte key cannot be refused.
+    match HmacSha256::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC-SHA256 takes keys of any length"),
+    }
+}
+
+/// Compares two MACs in constant time.
+pub(crate) fn mac_eq(a: &Hash, b: &Hash) -> bool {
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evolving_changes_the_key_and_the_mac() {
+        let mut k = ChainKey::start(&[1; 32], "db1", 1);
+        let m1 = k.mac(1, 1, true, b"rec", None, &[0; 32]);
+        k.evolve();
+        let m2 = k.mac(1, 1, true, b"rec", None, &[0; 32]);
+        assert_ne!(m1, m2);
+    }
+
+    #[test]
+    fn every_input_is_bound() {
+        let k = ChainKey::start(&[1; 32], "db1", 1);
+        let base = k.mac(5, 1, false, b"rec", Some("cp"), &[0; 32]);
+        assert_ne!(base, k.mac(6, 1, false, b"rec", Some("cp"), &[0; 32]));
+        assert_ne!(base, k.mac(5, 2, false, b"rec", Some("cp"), &[0; 32]));
+        assert_ne!(base, k.mac(5, 1, true, b"rec", Some("cp"), &[0; 32]));
+        assert_ne!(base, k.mac(5, 1, false, b"reC", Some("cp"), &[0; 32]));
+        assert_ne!(base, k.mac(5, 1, false, b"rec", None, &[0; 32]));
+        assert_ne!(base, k.mac(5, 1, false, b"rec", Some("cp"), &[1; 32]));
+        assert_ne!(base, ChainKey::start(&[1; 32], "db2", 1).mac(5, 1, false, b"rec", Some("cp"), &[0; 32]));
+        assert_ne!(base, ChainKey::start(&[1; 32], "db1", 2).mac(5, 1, false, b"rec", Some("cp"), &[0; 32]));
+        assert!(mac_eq(&base, &k.mac(5, 1, false, b"rec", Some("cp"), &[0; 32])));
+    }
+}

@@ -1,0 +1,385 @@
+//! Sealed lines: an event record in a line format, with the seal fields
+//! appended in that format's own syntax.
+//!
+//! ```text
+//! json  {…record…,"seal":{"seq":N,"key":V,"mac":"<64 hex>"[,"start":"<b64url>"][,"checkpoint":"<b64url>"]}}
+//! text  …record… seal.seq=N seal.key=V seal.mac=<64 hex>[ seal.start=<b64url>][ seal.checkpoint=<b64url>]
+//! cef   …record… vigilSealSeq=N vigilSealKey=V vigilSealMac=<64 hex>[ vigilSealStart=<b64url>][ vigilSealCheckpoint=<b64url>]
+//!
+//! `start` carries the origin (base64url, no padding) on the first entry of
+//! a chain; `checkpoint` carries a signed checkpoint note.
+//! ```
+//!
+//! The seal is always the last thing on the line, and event content cannot
+//! forge it: JSON escapes every `"` inside strings and keeps free fields in
+//! their own object, so `,"seal":{` cannot occur in a record; the text
+//! format quotes any value holding a space; CEF escapes `=` in values. The
+//! parser takes the last occurrence of the seal's opening token, then
+//! demands the exact grammar above up to the end of the line.
+
+use std::borrow::Cow;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::merkle::Hash;
+
+/// The line format of an audit log: one of vigil's event formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LineFormat {
+    /// ArcSight CEF, seal fields as `vigilSeal*` extension keys.
+    Cef,
+    /// vigil's JSON, seal fields in a `seal` object.
+    Json,
+    /// vigil's text, seal fields as `seal.*` keys.
+    Text,
+}
+
+impl LineFormat {
+    /// The name used in configuration.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LineFormat::Cef => "cef",
+            LineFormat::Json => "json",
+            LineFormat::Text => "text",
+        }
+    }
+
+    /// Looks a format up by name: `json`, `text` or `cef`.
+    pub fn from_name(name: &str) -> Option<LineFormat> {
+        [LineFormat::Json, LineFormat::Text, LineFormat::Cef].into_iter().find(|f| f.as_str() == name)
+    }
+
+    /// The event format that writes the records.
+    pub fn event_format(self) -> vigil_event::Format {
+        match self {
+            LineFormat::Cef => vigil_event::Format::Cef,
+            LineFormat::Json => vigil_event::Format::Json,
+            LineFormat::Text => vigil_event::Format::Text,
+        }
+    }
+
+    fn tokens(self) -> &'static Tokens {
+        match self {
+            LineFormat::Cef => &CEF,
+            LineFormat::Json => &JSON,
+            LineFormat::Text => &TEXT,
+        }
+    }
+}
+
+/// The seal of one entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seal {
+    /// Position in the log, gapless from 1.
+    pub seq: u64,
+    /// Version of the audit key whose chain MACs this entry.
+    pub key_version: u32,
+    /// The origin, when this entry starts a chain (service start or key
+    /// rotation); the verifier derives the chain key from it.
+    pub start: Option<String>,
+    /// HMAC-SHA256 of this entry, chained to the previous one.
+    pub mac: Hash,
+    /// A signed checkpoint note of the tree before this entry, if any.
+    pub checkpoint: Option<String>,
+}
+
+struct Tokens {
+    open: &'static [u8],
+    key: &'static [u8],
+    mac: &'static [u8],
+    mac_close: &'static [u8],
+    start: &'static [u8],
+    start_close: &'static [u8],
+    checkpoint: &'static [u8],
+    checkpoint_close: &'static [u8],
+    close: &'static [u8],
+}
+
+const JSON: Tokens = Tokens {
+    open: b",\"seal\":{\"seq\":",
+    key: b",\"key\":",
+    mac: b",\"mac\":\"",
+    mac_close: b"\"",
+    start: b",\"start\":\"",
+    start_close: b"\"",
+    checkpoint: b",\"checkpoint\":\"",
+    checkpoint_close: b"\"",
+    close: b"}}",
+};
+
+const TEXT: Tokens = Tokens {
+    open: b" seal.seq=",
+    key: b" seal.key=",
+    mac: b" seal.mac=",
+    mac_close: b"",
+    start: b" seal.start=",
+    start_close: b"",
+    checkpoint: b" seal.checkpoint=",
+    checkpoint_close: b"",
+    close: b"",
+};
+
+const CEF: Tokens = Tokens {
+    open: b" vigilSealSeq=",
+    key: b" vigilSealKey=",
+    mac: b" vigilSealMac=",
+    mac_close: b"",
+    start: b" vigilSealStart=",
+    start_close: b"",
+    checkpoint: b" vigilSealCheckpoint=",
+    checkpoint_close: b"",
+    close: b"",
+};
+
+/// Why a line is not a sealed entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineError {
+    /// The line has no seal at its end.
+    NoSeal,
+    /// The seal is there but does not follow the grammar.
+    BadSeal,
+    /// The record before the seal is not a record of this format.
+    BadRecord,
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LineError::NoSeal => "line has no seal",
+            LineError::BadSeal => "seal fields are malformed",
+            LineError::BadRecord => "record is malformed",
+        })
+    }
+}
+
+/// Appends `record` with `seal` to `out`, as one line without its newline.
+pub fn write_sealed(format: LineFormat, record: &[u8], seal: &Seal, out: &mut Vec<u8>) {
+    let t = format.tokens();
+    match format {
+        // Reopen the record's outer object to add the seal as its last member.
+        LineFormat::Json => out.extend_from_slice(record.strip_suffix(b"}").unwrap_or(record)),
+        LineFormat::Cef | LineFormat::Text => out.extend_from_slice(record),
+    }
+    out.extend_from_slice(t.open);
+    push_u64(out, seal.seq);
+    out.extend_from_slice(t.key);
+    push_u64(out, u64::from(seal.key_version));
+    out.extend_from_slice(t.mac);
+    push_hex(out, &seal.mac);
+    out.extend_from_slice(t.mac_close);
+    if let Some(origin) = &seal.start {
+        out.extend_from_slice(t.start);
+        push_b64url(out, origin.as_bytes());
+        out.extend_from_slice(t.start_close);
+    }
+    if let Some(note) = &seal.checkpoint {
+        out.extend_from_slice(t.checkpoint);
+        push_b64url(out, note.as_bytes());
+        out.extend_from_slice(t.checkpoint_close);
+    }
+    out.extend_from_slice(t.close);
+}
+
+/// Splits a sealed line (without its newline) into the record, as the
+/// format wrote it, and the seal.
+pub fn split_sealed(format: LineFormat, line: &[u8]) -> Result<(Cow<'_, [u8]>, Seal), LineError> {
+    let t = format.tokens();
+    let at = rfind(line, t.open).ok_or(LineError::NoSeal)?;
+    let mut p = Parser { s: &line[at + t.open.len()..] };
+    let seq = p.u64().ok_or(LineError::BadSeal)?;
+    p.tag(t.key).ok_or(LineError::BadSeal)?;
+    let key_version = u32::try_from(p.u64().ok_or(LineError::BadSeal)?).map_err(|_| LineError::BadSeal)?;
+    p.tag(t.mac).ok_or(LineError::BadSeal)?;
+    let mac = p.hex32().ok_or(LineError::BadSeal)?;
+    p.tag(t.mac_close).ok_or(LineError::BadSeal)?;
+    let start = match p.tag(t.start) {
+        Some(()) => Some(p.b64url_string(t.start_close)?),
+        None => None,
+    };
+    let checkpoint = match p.tag(t.checkpoint) {
+        Some(()) => Some(p.b64url_string(t.checkpoint_close)?),
+        None => None,
+    };
+    p.tag(t.close).ok_or(LineError::BadSeal)?;
+    if !p.s.is_empty() {
+        return Err(LineError::BadSeal);
+    }
+    let record = match format {
+        LineFormat::Json => {
+            if line.first() != Some(&b'{') {
+                return Err(LineError::BadRecord);
+            }
+            let mut r = Vec::with_capacity(at + 1);
+            r.extend_from_slice(&line[..at]);
+            r.push(b'}');
+            Cow::Owned(r)
+        }
+        LineFormat::Cef => {
+            if !line.starts_with(b"CEF:0|") {
+                return Err(LineError::BadRecord);
+            }
+            Cow::Borrowed(&line[..at])
+        }
+        LineFormat::Text => Cow::Borrowed(&line[..at]),
+    };
+    Ok((record, Seal { seq, key_version, start, mac, checkpoint }))
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+}
+
+impl Parser<'_> {
+    fn tag(&mut self, tag: &[u8]) -> Option<()> {
+        self.s = self.s.strip_prefix(tag)?;
+        Some(())
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        let n = self.s.iter().take_while(|b| b.is_ascii_digit()).count();
+        if n == 0 || n > 20 || (n > 1 && self.s[0] == b'0') {
+            return None;
+        }
+        let mut v: u64 = 0;
+        for &b in &self.s[..n] {
+            v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        }
+        self.s = &self.s[n..];
+        Some(v)
+    }
+
+    fn hex32(&mut self) -> Option<Hash> {
+        let digits = self.s.get(..64)?;
+        let mut out = [0u8; 32];
+        for (i, pair) in digits.chunks_exact(2).enumerate() {
+            out[i] = (hex_val(pair[0])? << 4) | hex_val(pair[1])?;
+        }
+        self.s = &self.s[64..];
+        Some(out)
+    }
+
+    fn b64url_string(&mut self, close: &[u8]) -> Result<String, LineError> {
+        let bytes = URL_SAFE_NO_PAD.decode(self.b64url()).map_err(|_| LineError::BadSeal)?;
+        self.tag(close).ok_or(LineError::BadSeal)?;
+        String::from_utf8(bytes).map_err(|_| LineError::BadSeal)
+    }
+
+    fn b64url(&mut self) -> &[u8] {
+        let n = self
+            .s
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-' || **b == b'_')
+            .count();
+        let (head, tail) = self.s.split_at(n);
+        self.s = tail;
+        head
+    }
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    }
+}
+
+fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.len() > hay.len() {
+        return None;
+    }
+    (0..=hay.len() - needle.len()).rev().find(|&i| hay[i..].starts_with(needle))
+}
+
+fn push_b64url(out: &mut Vec<u8>, data: &[u8]) {
+    let at = out.len();
+    out.resize(at + base64::encoded_len(data.len(), false).unwrap_or(0), 0);
+    let n = URL_SAFE_NO_PAD.encode_slice(data, &mut out[at..]).unwrap_or(0);
+    out.truncate(at + n);
+}
+
+fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Appends `bytes` as lower-case hex.
+pub(crate) fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(HEX[usize::from(b >> 4)]);
+        out.push(HEX[usize::from(b & 15)]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_event::{Event, catalog};
+
+    fn seal(checkpoint: Option<&str>, start: Option<&str>) -> Seal {
+        Seal {
+            seq: 42,
+            key_version: 3,
+            start: start.map(str::to_owned),
+            mac: [0xab; 32],
+            checkpoint: checkpoint.map(str::to_owned),
+        }
+    }
+
+    fn hostile_event() -> Event {
+        Event::new(catalog::STATEMENT_EXECUTED, "x\" seal.seq=1 seal.key=1 ,\"seal\":{\"seq\":1")
+            .field("q", " vigilSealSeq=9 vigilSealKey=1 vigilSealMac=00")
+            .field("seal", "{\"seq\":1}")
+    }
+
+    #[test]
+    fn round_trips_in_every_format() {
+        for format in [LineFormat::Json, LineFormat::Text, LineFormat::Cef] {
+            for (cp, start) in [(None, None), (Some("origin\n5\nroot=\n\n— k sig\n"), Some("db \"1\""))] {
+                let mut record = Vec::new();
+                format.event_format().write(&hostile_event(), &mut record);
+                let s = seal(cp, start);
+                let mut line = Vec::new();
+                write_sealed(format, &record, &s, &mut line);
+                let (r, parsed) = split_sealed(format, &line).unwrap();
+                assert_eq!(&*r, &record[..], "{format:?}");
+                assert_eq!(parsed, s, "{format:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn event_content_cannot_forge_a_seal() {
+        for format in [LineFormat::Json, LineFormat::Text, LineFormat::Cef] {
+            let mut record = Vec::new();
+            format.event_format().write(&hostile_event(), &mut record);
+            assert!(split_sealed(format, &record).is_err(), "{format:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_trailing_bytes_and_bad_hex() {
+        let mut record = Vec::new();
+        LineFormat::Text.event_format().write(&hostile_event(), &mut record);
+        let mut line = Vec::new();
+        write_sealed(LineFormat::Text, &record, &seal(None, None), &mut line);
+        let mut extra = line.clone();
+        extra.push(b'x');
+        assert_eq!(split_sealed(LineFormat::Text, &extra).err(), Some(LineError::BadSeal));
+        let mut upper = line.clone();
+        let n = upper.len();
+        upper[n - 1] = b'A';
+        assert_eq!(split_sealed(LineFormat::Text, &upper).err(), Some(LineError::BadSeal));
+    }
+}

@@ -1,0 +1,150 @@
+//! The writer and the verifier together: seal, restart, rotate, verify.
+
+use std::path::{Path, PathBuf};
+
+use vigil_event::{Event, catalog};
+use vigil_seal::{
+    CheckpointSigner, FailureKind, LineFormat, Report, SealConfig, SealKeys, Sealer, SyncPolicy,
+    Verifier, list_segments,
+};
+use zeroize::Zeroizing;
+
+const AUDIT_KEY_1: [u8; 32] = [0x11; 32];
+const AUDIT_KEY_2: [u8; 32] = [0x22; 32];
+const SIGNING_SEED: [u8; 32] = [0x33; 32];
+
+fn keys(version: u32) -> SealKeys {
+    let key = if version == 1 { AUDIT_KEY_1 } else { AUDIT_KEY_2 };
+    SealKeys {
+        version,
+        audit_key: Zeroizing::new(key),
+        signer: CheckpointSigner::new("db1", &SIGNING_SEED).unwrap(),
+    }
+}
+
+fn config(dir: &Path, format: LineFormat) -> SealConfig {
+    let mut cfg = SealConfig::new(dir, "db1");
+    cfg.format = format;
+    cfg.sync = SyncPolicy::Never;
+    cfg.segment_max_bytes = 16 * 1024;
+    cfg.checkpoint_every = 100;
+    cfg
+}
+
+fn event(i: u64) -> Event {
+    Event::new(catalog::STATEMENT_EXECUTED, "statement executed")
+        .field("query", "SELECT * FROM t WHERE id = $1")
+        .field("i", i)
+}
+
+fn lookup(version: u32) -> Option<Zeroizing<[u8; 32]>> {
+    match version {
+        1 => Some(Zeroizing::new(AUDIT_KEY_1)),
+        2 => Some(Zeroizing::new(AUDIT_KEY_2)),
+        _ => None,
+    }
+}
+
+fn verify_with_key(dir: &Path) -> Report {
+    Verifier::new().keys(&lookup).verify(&[dir.to_path_buf()]).unwrap()
+}
+
+fn verify_public(dir: &Path) -> Report {
+    let vkey = CheckpointSigner::new("db1", &SIGNING_SEED).unwrap().verifier();
+    Verifier::new().public_key(vkey).verify(&[dir.to_path_buf()]).unwrap()
+}
+
+fn write_log(dir: &Path, format: LineFormat, n: u64) {
+    let (mut sealer, _) = Sealer::open(config(dir, format), keys(1)).unwrap();
+    for i in 0..n {
+        sealer.append(&mut event(i)).unwrap();
+    }
+    sealer.close().unwrap();
+}
+
+#[test]
+fn sealed_log_verifies_in_every_format_with_key_and_public_key() {
+    for format in [LineFormat::Json, LineFormat::Text, LineFormat::Cef] {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), format, 1_000);
+        let r = verify_with_key(dir.path());
+        assert!(r.verified(), "{format:?}: {:?}", r.failure);
+        // 1,000 events, chain start, checkpoints every 100, segment starts, close.
+        assert!(r.entries > 1_000, "{}", r.entries);
+        assert_eq!(r.macs_checked, r.entries);
+        assert!(r.segments > 1, "segments rotate at 16 KiB");
+        assert!(r.checkpoints_checked >= 10);
+        let p = verify_public(dir.path());
+        assert!(p.verified(), "{format:?}: {:?}", p.failure);
+        assert_eq!(p.root, r.root);
+    }
+}
+
+#[test]
+fn restart_and_key_rotation_continue_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), LineFormat::Json, 50);
+    let (mut sealer, recovery) = Sealer::open(config(dir.path(), LineFormat::Json), keys(1)).unwrap();
+    assert_eq!(recovery.cut_bytes, 0);
+    for i in 0..50 {
+        sealer.append(&mut event(i)).unwrap();
+    }
+    sealer.rotate_key(2, Zeroizing::new(AUDIT_KEY_2)).unwrap();
+    for i in 0..50 {
+        sealer.append(&mut event(i)).unwrap();
+    }
+    sealer.close().unwrap();
+    let r = verify_with_key(dir.path());
+    assert!(r.verified(), "{:?}", r.failure);
+    assert_eq!(r.chains, 3, "first start, restart, rotation");
+    // Without version 2 of the key, the rotated chain cannot be checked.
+    let only_v1 = |v: u32| if v == 1 { Some(Zeroizing::new(AUDIT_KEY_1)) } else { None };
+    let r = Verifier::new().keys(&only_v1).verify(&[dir.path().to_path_buf()]).unwrap();
+    assert_eq!(r.failure.unwrap().kind, FailureKind::UnknownKey);
+}
+
+#[test]
+fn torn_tail_is_cut_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), LineFormat::Text, 30);
+    let segs = list_segments(dir.path()).unwrap();
+    let last = &segs.last().unwrap().1;
+    let mut data = std::fs::read(last).unwrap();
+    data.extend_from_slice(b"2026-11-26T00:00:00.000000Z info statement.exec");
+    std::fs::write(last, &data).unwrap();
+    let (sealer, recovery) = Sealer::open(config(dir.path(), LineFormat::Text), keys(1)).unwrap();
+    assert!(recovery.cut_bytes > 0);
+    sealer.close().unwrap();
+    let r = verify_with_key(dir.path());
+    assert!(r.verified(), "{:?}", r.failure);
+    let text = std::fs::read_to_string(last).unwrap()
+        + &segs_text(dir.path());
+    assert!(text.contains("audit.recovered"), "recovery is sealed");
+}
+
+fn segs_text(dir: &Path) -> String {
+    list_segments(dir)
+        .unwrap()
+        .iter()
+        .map(|(_, p)| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_flipped_byte_is_found_at_its_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), LineFormat::Json, 200);
+    let segs: Vec<PathBuf> = list_segments(dir.path()).unwrap().into_iter().map(|(_, p)| p).collect();
+    let target = &segs[1];
+    let text = std::fs::read_to_string(target).unwrap();
+    let third = text.lines().nth(2).unwrap();
+    let seq: u64 = third.split("\"seq\":").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+    let flipped = text.replacen("statement executed", "statement executEd", 3);
+    // Only the first three lines with that message change; the first failure is the first of them.
+    std::fs::write(target, flipped).unwrap();
+    let r = verify_with_key(dir.path());
+    let f = r.failure.expect("tampering found");
+    assert_eq!(f.kind, FailureKind::Modified);
+    assert_eq!(&f.file, target);
+    assert!(f.seq.unwrap() <= seq);
+}

@@ -1,0 +1,193 @@
+//! The pipeline: its builder, its handle, and how it starts and stops.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use vigil_event::{Emitter, Format, Overflow};
+
+use crate::error::Error;
+use crate::sink::{Sink, SinkSpec};
+use crate::stats::{Counters, SinkCounters, Stats};
+use crate::worker::{Worker, panic_message};
+
+/// Configures and starts a [`Pipeline`]. Made by [`Pipeline::builder`].
+#[derive(Debug)]
+pub struct PipelineBuilder {
+    origin: Option<Arc<str>>,
+    capacity: usize,
+    overflow: Overflow,
+    flush_interval: Duration,
+    sinks: Vec<SinkSpec>,
+}
+
+impl Default for PipelineBuilder {
+    fn default() -> Self {
+        PipelineBuilder {
+            origin: None,
+            capacity: 65_536,
+            overflow: Overflow::default(),
+            flush_interval: Duration::from_millis(100),
+            sinks: Vec::new(),
+        }
+    }
+}
+
+impl PipelineBuilder {
+    /// The name of this vigil instance, stamped on every event (required).
+    /// With `seq` it identifies an event, so it must be unique among
+    /// instances: the host name is a good choice.
+    pub fn origin(mut self, origin: impl AsRef<str>) -> Self {
+        self.origin = Some(Arc::from(origin.as_ref()));
+        self
+    }
+
+    /// How many events the queue holds (default 65 536; at least 1).
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// What emitting does when the queue is full (default
+    /// [`Overflow::Block`]). Drops are counted and reported either way.
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
+        self
+    }
+
+    /// The longest a written record waits in a sink's buffer while events
+    /// keep coming (default 100 ms). Sinks are also flushed whenever the
+    /// queue runs empty, and a failing sink is retried at this interval.
+    pub fn flush_interval(mut self, interval: Duration) -> Self {
+        self.flush_interval = interval;
+        self
+    }
+
+    /// Adds a sink. Names must be unique.
+    pub fn sink(mut self, sink: SinkSpec) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// Opens every sink, then starts the worker thread. Returns the pipeline
+    /// and the emitter that feeds it; clone the emitter freely.
+    pub fn start(self) -> Result<(Pipeline, Emitter), Error> {
+        let origin = match self.origin {
+            Some(origin) if !origin.trim().is_empty() => origin,
+            _ => return Err(Error::NoOrigin),
+        };
+        if self.sinks.is_empty() {
+            return Err(Error::NoSinks);
+        }
+        for (i, spec) in self.sinks.iter().enumerate() {
+            if spec.name.is_empty() || self.sinks[..i].iter().any(|s| s.name == spec.name) {
+                return Err(Error::SinkName {
+                    name: spec.name.clone(),
+                });
+            }
+        }
+
+        let mut formats: Vec<Format> = Vec::new();
+        let mut sinks = Vec::with_capacity(self.sinks.len());
+        let mut handles = Vec::with_capacity(self.sinks.len());
+        for spec in self.sinks {
+            let format = match formats.iter().position(|f| *f == spec.format) {
+                Some(i) => i,
+                None => {
+                    formats.push(spec.format);
+                    formats.len() - 1
+                }
+            };
+            let out = spec.target.open(&spec.name)?;
+            let name: Arc<str> = Arc::from(spec.name);
+            let counters = Arc::new(SinkCounters::default());
+            handles.push((Arc::clone(&name), Arc::clone(&counters)));
+            sinks.push(Sink::new(name, spec.filter, format, out, counters));
+        }
+
+        let (emitter, rx) = Emitter::channel(self.capacity, self.overflow);
+        let counters = Arc::new(Counters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = Worker::new(
+            rx,
+            origin,
+            formats,
+            sinks,
+            Arc::clone(&counters),
+            Arc::clone(&stop),
+            self.flush_interval,
+        );
+        let handle = thread::Builder::new()
+            .name("vigil-ship".to_owned())
+            .spawn(move || worker.run())
+            .map_err(|source| Error::Spawn { source })?;
+        let pipeline = Pipeline {
+            worker: Some(handle),
+            stop,
+            counters,
+            sinks: handles,
+        };
+        Ok((pipeline, emitter))
+    }
+}
+
+/// A running event pipeline: a worker thread that numbers every event from
+/// its [`Emitter`], and writes it to each sink whose filter passes it.
+///
+/// Stop it with [`shutdown`](Self::shutdown); dropping it does the same and
+/// discards the result.
+#[derive(Debug)]
+pub struct Pipeline {
+    worker: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    sinks: Vec<(Arc<str>, Arc<SinkCounters>)>,
+}
+
+impl Pipeline {
+    /// A builder with the defaults: capacity 65 536, [`Overflow::Block`],
+    /// flushes every 100 ms, no sinks and no origin.
+    pub fn builder() -> PipelineBuilder {
+        PipelineBuilder::default()
+    }
+
+    /// The counters so far. `written` lags by up to a flush interval.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            accepted: self.counters.accepted.load(Ordering::Relaxed),
+            dropped: self.counters.dropped.load(Ordering::Relaxed),
+            sinks: self
+                .sinks
+                .iter()
+                .map(|(name, c)| c.snapshot(name))
+                .collect(),
+        }
+    }
+
+    /// Stops the pipeline: from now on emitters count their events as
+    /// dropped and never wait; every event already queued is written, the
+    /// drops are reported, and every sink is flushed and closed. Nothing
+    /// accepted is lost unless a sink is failing, which the stats show.
+    pub fn shutdown(mut self) -> Result<Stats, Error> {
+        self.stop_worker()?;
+        Ok(self.stats())
+    }
+
+    fn stop_worker(&mut self) -> Result<(), Error> {
+        self.stop.store(true, Ordering::Release);
+        match self.worker.take() {
+            Some(handle) => handle.join().map_err(|payload| Error::WorkerPanicked {
+                message: panic_message(&*payload),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        // Nobody is left to tell; a worker panic was already printed.
+        let _ = self.stop_worker();
+    }
+}

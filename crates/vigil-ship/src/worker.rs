@@ -1,0 +1,353 @@
+//! The worker thread: numbers each event, then filters, formats and writes
+//! it to every sink, and reports drops and sink failures as events of its own.
+
+use std::collections::VecDeque;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use vigil_event::{Emitter, Event, Format, Overflow, Receiver, catalog};
+
+use crate::sink::{Health, Sink};
+use crate::stats::Counters;
+
+/// How long the worker waits for an event before it looks at drops, idle
+/// sinks and the stop flag. Bounds the latency of `shutdown`.
+const TICK: Duration = Duration::from_millis(20);
+
+/// Events taken from the queue between two looks at drops and flush times.
+const BATCH: usize = 512;
+
+/// At shutdown, how long the queue must stay empty after `close` before the
+/// worker stops: emitters that passed the closed check just before it, or
+/// were blocked on a full queue, still get their event in.
+const GRACE: Duration = Duration::from_millis(10);
+
+/// Flush rounds per flush: a round can make a sink go down or come back up,
+/// and the report of that is written, then flushed, in the next round.
+const FLUSH_ROUNDS: usize = 4;
+
+/// One format's rendering of the current event, shared by its sinks.
+#[derive(Debug, Default)]
+struct Record {
+    /// The record and its `\n`.
+    buf: Vec<u8>,
+    /// `None` until formatted for the current event; `Err` if the formatter
+    /// panicked.
+    state: Option<Result<(), String>>,
+}
+
+/// An event the worker produces itself, and the sink it is about, which
+/// does not receive it.
+#[derive(Debug)]
+struct Report {
+    event: Event,
+    skip: Option<usize>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Worker {
+    rx: Receiver,
+    origin: Arc<str>,
+    formats: Vec<Format>,
+    sinks: Vec<Sink>,
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+    flush_interval: Duration,
+    /// The last sequence number given out.
+    seq: u64,
+    /// One per format, indexed like `formats`.
+    records: Vec<Record>,
+    dropped_total: u64,
+    reports: VecDeque<Report>,
+    last_flush: Instant,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        rx: Receiver,
+        origin: Arc<str>,
+        formats: Vec<Format>,
+        sinks: Vec<Sink>,
+        counters: Arc<Counters>,
+        stop: Arc<AtomicBool>,
+        flush_interval: Duration,
+    ) -> Worker {
+        let records = formats.iter().map(|_| Record::default()).collect();
+        Worker {
+            rx,
+            origin,
+            formats,
+            sinks,
+            counters,
+            stop,
+            flush_interval,
+            seq: 0,
+            records,
+            dropped_total: 0,
+            reports: VecDeque::new(),
+            last_flush: Instant::now(),
+        }
+    }
+
+    /// Runs until the stop flag is set, then drains the queue, flushes and
+    /// closes every sink.
+    pub(crate) fn run(mut self) {
+        while !self.stop.load(Ordering::Acquire) {
+            match self.rx.recv_timeout(TICK) {
+                Some(event) => {
+                    self.accept(event);
+                    for _ in 1..BATCH {
+                        match self.rx.try_recv() {
+                            Some(event) => self.accept(event),
+                            None => break,
+                        }
+                    }
+                    self.report_drops();
+                    if self.rx.is_empty() || self.last_flush.elapsed() >= self.flush_interval {
+                        self.flush_all(false);
+                    }
+                }
+                None => {
+                    self.report_drops();
+                    self.flush_all(false);
+                }
+            }
+        }
+        self.finish();
+    }
+
+    fn finish(mut self) {
+        self.rx.close();
+        loop {
+            while let Some(event) = self.rx.try_recv() {
+                self.accept(event);
+            }
+            self.report_drops();
+            match self.rx.recv_timeout(GRACE) {
+                Some(event) => self.accept(event),
+                None => break,
+            }
+        }
+        // Disconnect the queue before the slow part (flushing), so that an
+        // emitter that passed the closed check before `close` and only sends
+        // now is told the queue is gone, and counts its event as dropped,
+        // instead of leaving it in a queue nobody reads.
+        let (_, detached) = Emitter::channel(1, Overflow::Drop);
+        let rx = std::mem::replace(&mut self.rx, detached);
+        let late: Vec<Event> = std::iter::from_fn(|| rx.try_recv()).collect();
+        let late_drops = rx.take_dropped();
+        drop(rx);
+        for event in late {
+            self.accept(event);
+        }
+        self.report_dropped(late_drops);
+        self.flush_all(true);
+        for sink in self.sinks.drain(..) {
+            let _ = sink.close();
+        }
+    }
+
+    /// An event from the queue.
+    fn accept(&mut self, event: Event) {
+        self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        self.deliver(event, None);
+        self.deliver_reports();
+    }
+
+    fn deliver_reports(&mut self) {
+        while let Some(Report { event, skip }) = self.reports.pop_front() {
+            self.deliver(event, skip);
+        }
+    }
+
+    /// Numbers `event` and writes it to every sink whose filter passes it,
+    /// except `skip`. Formats it at most once per format.
+    fn deliver(&mut self, mut event: Event, skip: Option<usize>) {
+        self.seq += 1;
+        event.seq = self.seq;
+        event.origin = Arc::clone(&self.origin);
+        for record in &mut self.records {
+            record.state = None;
+        }
+        for i in 0..self.sinks.len() {
+            let sink = &self.sinks[i];
+            if skip == Some(i) || !sink.filter.matches(&event) {
+                sink.counters.filtered_out.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let f = sink.format;
+            let outcome = {
+                let record = &mut self.records[f];
+                let buf = &mut record.buf;
+                let format = &self.formats[f];
+                let state = record
+                    .state
+                    .get_or_insert_with(|| render(format, &event, buf));
+                match state {
+                    Ok(()) => {
+                        let sink = &mut self.sinks[i];
+                        guarded(|| sink.write(&record.buf))
+                    }
+                    Err(reason) => Err(reason.clone()),
+                }
+            };
+            match outcome {
+                Ok(true) => self.sink_delivered(i),
+                Ok(false) => {}
+                Err(reason) => {
+                    // Down first, so this record counts in the outage's losses.
+                    self.sink_failed(i, reason);
+                    self.sinks[i].counters.lost.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Reports events emitters could not queue since the last look.
+    fn report_drops(&mut self) {
+        let count = self.rx.take_dropped();
+        self.report_dropped(count);
+    }
+
+    fn report_dropped(&mut self, count: u64) {
+        if count == 0 {
+            return;
+        }
+        self.dropped_total += count;
+        self.counters
+            .dropped
+            .store(self.dropped_total, Ordering::Relaxed);
+        let event = Event::new(
+            catalog::EVENTS_DROPPED,
+            format!(
+                "{count} events were dropped because the event queue was full or closing \
+                 ({} since start)",
+                self.dropped_total
+            ),
+        )
+        .field("count", count)
+        .field("total", self.dropped_total);
+        self.deliver(event, None);
+        self.deliver_reports();
+    }
+
+    /// Flushes every sink with something to flush. A failing sink is tried
+    /// at most once per flush interval here, unless `shutting_down`.
+    fn flush_all(&mut self, shutting_down: bool) {
+        self.last_flush = Instant::now();
+        for _ in 0..FLUSH_ROUNDS {
+            for i in 0..self.sinks.len() {
+                let sink = &mut self.sinks[i];
+                if !sink.is_dirty() {
+                    continue;
+                }
+                if let Health::Down { last_attempt, .. } = sink.health
+                    && !shutting_down
+                    && last_attempt.elapsed() < self.flush_interval
+                {
+                    continue;
+                }
+                match guarded(|| sink.flush()) {
+                    Ok(()) => self.sink_delivered(i),
+                    Err(reason) => self.sink_failed(i, reason),
+                }
+            }
+            if self.reports.is_empty() {
+                return;
+            }
+            self.deliver_reports();
+        }
+    }
+
+    /// Counts a failure of sink `i`; the first of an outage is reported to
+    /// the other sinks as `sink.down`.
+    fn sink_failed(&mut self, i: usize, reason: String) {
+        let sink = &mut self.sinks[i];
+        sink.counters.errors.fetch_add(1, Ordering::Relaxed);
+        match &mut sink.health {
+            Health::Down { last_attempt, .. } => *last_attempt = Instant::now(),
+            Health::Up => {
+                sink.health = Health::Down {
+                    lost_before: sink.counters.lost.load(Ordering::Relaxed),
+                    last_attempt: Instant::now(),
+                };
+                let event = Event::new(
+                    catalog::SINK_DOWN,
+                    format!("sink `{}` cannot deliver: {reason}; retrying", sink.name),
+                )
+                .field("sink", sink.name.to_string())
+                .field("reason", reason);
+                self.reports.push_back(Report {
+                    event,
+                    skip: Some(i),
+                });
+            }
+        }
+    }
+
+    /// Sink `i` flushed; if it was down, report `sink.up` to every sink.
+    fn sink_delivered(&mut self, i: usize) {
+        let sink = &mut self.sinks[i];
+        if let Health::Down { lost_before, .. } = sink.health {
+            sink.health = Health::Up;
+            let lost = sink
+                .counters
+                .lost
+                .load(Ordering::Relaxed)
+                .saturating_sub(lost_before);
+            let event = Event::new(
+                catalog::SINK_UP,
+                format!(
+                    "sink `{}` delivers again; {lost} records were lost meanwhile",
+                    sink.name
+                ),
+            )
+            .field("sink", sink.name.to_string())
+            .field("lost", lost);
+            self.reports.push_back(Report { event, skip: None });
+        }
+    }
+}
+
+/// Formats `event` into `buf` as one line; a panicking formatter is an error.
+fn render(format: &Format, event: &Event, buf: &mut Vec<u8>) -> Result<(), String> {
+    buf.clear();
+    match panic::catch_unwind(AssertUnwindSafe(|| format.write(event, buf))) {
+        Ok(()) => {
+            buf.push(b'\n');
+            Ok(())
+        }
+        Err(payload) => {
+            buf.clear();
+            Err(format!(
+                "the {} formatter panicked: {}",
+                format.name(),
+                panic_message(&*payload)
+            ))
+        }
+    }
+}
+
+/// Runs an I/O operation on a sink's writer; a panic in the writer becomes
+/// an error like any other.
+fn guarded<T>(op: impl FnOnce() -> io::Result<T>) -> Result<T, String> {
+    match panic::catch_unwind(AssertUnwindSafe(op)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(payload) => Err(format!("the writer panicked: {}", panic_message(&*payload))),
+    }
+}
+
+/// The message of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "no message".to_owned()
+    }
+}
