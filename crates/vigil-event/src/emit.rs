@@ -6,11 +6,11 @@
 //! count with [`Receiver::take_dropped`] and reports it as an
 //! `events.dropped` event as soon as it runs, so no drop is silent.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{RecvTimeoutError, SendTimeoutError, TrySendError};
+use crossbeam_channel::{SendTimeoutError, TrySendError};
 
 use crate::event::Event;
 
@@ -35,8 +35,12 @@ impl Overflow {
     }
 }
 
-#[derive(Debug)]
+/// Waits until the entry with a seq is durable, up to a timeout; set by the
+/// pipeline when an audit log backs it.
+pub type DurabilityWait = dyn Fn(u64, Duration) -> bool + Send + Sync;
+
 struct Shared {
+    durable: OnceLock<Arc<DurabilityWait>>,
     overflow: Overflow,
     closed: AtomicBool,
     /// Events dropped and not yet taken by the consumer.
@@ -45,18 +49,63 @@ struct Shared {
     dropped_total: AtomicU64,
 }
 
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("overflow", &self.overflow)
+            .field("closed", &self.closed)
+            .field("dropped", &self.dropped)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Tells an emitter waiting in [`Emitter::emit_durable`] the seq its event got.
+#[derive(Debug)]
+pub struct Ack(crossbeam_channel::Sender<u64>);
+
+impl Ack {
+    /// Reports the seq; the emitter then waits for durability itself.
+    pub fn done(self, seq: u64) {
+        // The emitter may have timed out and gone; nothing to tell then.
+        let _ = self.0.send(seq);
+    }
+}
+
+/// An event taken from the queue, with the acknowledgement its emitter
+/// waits for, if any.
+#[derive(Debug)]
+pub struct Queued {
+    /// The event.
+    pub event: Event,
+    /// Present when the emitter waits in [`Emitter::emit_durable`].
+    pub ack: Option<Ack>,
+}
+
+/// Why [`Emitter::emit_durable`] could not confirm an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotDurable {
+    /// The queue was full (under `Drop`) or closed: the event was dropped
+    /// and counted.
+    #[error("the event was dropped: the event queue is full or closed")]
+    Dropped,
+    /// The event was queued but not confirmed on disk in time.
+    #[error("the event was not confirmed durable in time")]
+    Timeout,
+}
+
 /// A handle to the event queue. Clone it freely; every clone feeds the same
 /// queue.
 #[derive(Clone, Debug)]
 pub struct Emitter {
-    tx: crossbeam_channel::Sender<Event>,
+    tx: crossbeam_channel::Sender<Queued>,
     shared: Arc<Shared>,
 }
 
 /// The consuming end of the event queue.
 #[derive(Debug)]
 pub struct Receiver {
-    rx: crossbeam_channel::Receiver<Event>,
+    rx: crossbeam_channel::Receiver<Queued>,
     shared: Arc<Shared>,
 }
 
@@ -64,6 +113,7 @@ pub struct Receiver {
 pub(crate) fn channel(capacity: usize, overflow: Overflow) -> (Emitter, Receiver) {
     let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
     let shared = Arc::new(Shared {
+        durable: OnceLock::new(),
         overflow,
         closed: AtomicBool::new(false),
         dropped: AtomicU64::new(0),
@@ -82,30 +132,63 @@ impl Emitter {
     /// under `Drop` a full queue discards the event and counts it. After the
     /// receiver is closed, events are counted as dropped.
     pub fn emit(&self, event: Event) {
+        self.send(Queued { event, ack: None });
+    }
+
+    /// Queues `event` and waits until it is sealed on disk (or, with no
+    /// audit log behind the pipeline, written to the sinks); returns its
+    /// seq. Waits at most `timeout` in all.
+    pub fn emit_durable(&self, event: Event, timeout: Duration) -> Result<u64, NotDurable> {
+        let deadline = Instant::now() + timeout;
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        if !self.send(Queued { event, ack: Some(Ack(tx)) }) {
+            return Err(NotDurable::Dropped);
+        }
+        let seq = match rx.recv_deadline(deadline) {
+            Ok(seq) => seq,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => return Err(NotDurable::Timeout),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                return Err(NotDurable::Dropped);
+            }
+        };
+        match self.shared.durable.get() {
+            Some(wait) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if wait(seq, left) { Ok(seq) } else { Err(NotDurable::Timeout) }
+            }
+            None => Ok(seq),
+        }
+    }
+
+    /// Queues an item; false when it was dropped (and counted).
+    fn send(&self, item: Queued) -> bool {
         if self.shared.closed.load(Ordering::Acquire) {
             self.count_drop();
-            return;
+            return false;
         }
         match self.shared.overflow {
-            Overflow::Drop => match self.tx.try_send(event) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.count_drop(),
+            Overflow::Drop => match self.tx.try_send(item) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    self.count_drop();
+                    false
+                }
             },
             Overflow::Block => {
-                let mut event = event;
+                let mut item = item;
                 loop {
-                    match self.tx.send_timeout(event, Duration::from_millis(50)) {
-                        Ok(()) => return,
+                    match self.tx.send_timeout(item, Duration::from_millis(50)) {
+                        Ok(()) => return true,
                         Err(SendTimeoutError::Timeout(back)) => {
                             if self.shared.closed.load(Ordering::Acquire) {
                                 self.count_drop();
-                                return;
+                                return false;
                             }
-                            event = back;
+                            item = back;
                         }
                         Err(SendTimeoutError::Disconnected(_)) => {
                             self.count_drop();
-                            return;
+                            return false;
                         }
                     }
                 }
@@ -132,16 +215,20 @@ impl Emitter {
 impl Receiver {
     /// Waits up to `timeout` for the next event. `None` on timeout, or when
     /// every emitter is gone and the queue is empty.
-    pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
-        match self.rx.recv_timeout(timeout) {
-            Ok(ev) => Some(ev),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Queued> {
+        self.rx.recv_timeout(timeout).ok()
     }
 
     /// The next event if one is queued.
-    pub fn try_recv(&self) -> Option<Event> {
+    pub fn try_recv(&self) -> Option<Queued> {
         self.rx.try_recv().ok()
+    }
+
+    /// Makes [`Emitter::emit_durable`] wait for durability with `wait`
+    /// after the worker acknowledged the seq. Set once; later calls are
+    /// ignored.
+    pub fn set_durability(&self, wait: Arc<DurabilityWait>) {
+        let _ = self.shared.durable.set(wait);
     }
 
     /// Number of events waiting in the queue.
@@ -217,5 +304,23 @@ mod tests {
         t.join().unwrap();
         assert_eq!(rx.len(), 1);
         assert_eq!(rx.take_dropped(), 1);
+    }
+
+    #[test]
+    fn emit_durable_waits_for_the_ack_and_the_durability_wait() {
+        let (tx, rx) = channel(4, Overflow::Block);
+        let durable_upto = Arc::new(AtomicU64::new(0));
+        let d = durable_upto.clone();
+        rx.set_durability(Arc::new(move |seq, _| d.load(Ordering::SeqCst) >= seq));
+        let worker = std::thread::spawn(move || {
+            let q = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            q.ack.unwrap().done(7);
+        });
+        assert_eq!(tx.emit_durable(ev(), Duration::from_secs(5)), Err(NotDurable::Timeout));
+        worker.join().unwrap();
+        durable_upto.store(7, Ordering::SeqCst);
+        let (tx, rx) = channel(4, Overflow::Drop);
+        rx.close();
+        assert_eq!(tx.emit_durable(ev(), Duration::from_secs(1)), Err(NotDurable::Dropped));
     }
 }

@@ -23,7 +23,7 @@ pub mod format;
 mod time;
 
 pub use catalog::{Category, Kind};
-pub use emit::{Emitter, Overflow, Receiver};
+pub use emit::{Ack, DurabilityWait, Emitter, NotDurable, Overflow, Queued, Receiver};
 pub use event::{Event, Field, Outcome, Session, Severity, Value};
 pub use filter::{Filter, Selector};
 pub use format::{Format, JsonError, SyslogOptions};

@@ -69,7 +69,10 @@ impl ChainKey {
 
     /// Moves to the next entry's key and erases the current one.
     pub(crate) fn evolve(&mut self) {
-        let next = Sha256::new().chain_update(EVOLVE_LABEL).chain_update(*self.k).finalize();
+        let next = Sha256::new()
+            .chain_update(EVOLVE_LABEL)
+            .chain_update(*self.k)
+            .finalize();
         self.k.copy_from_slice(&next);
     }
 }
@@ -111,8 +114,17 @@ mod tests {
         assert_ne!(base, k.mac(5, 1, false, b"reC", Some("cp"), &[0; 32]));
         assert_ne!(base, k.mac(5, 1, false, b"rec", None, &[0; 32]));
         assert_ne!(base, k.mac(5, 1, false, b"rec", Some("cp"), &[1; 32]));
-        assert_ne!(base, ChainKey::start(&[1; 32], "db2", 1).mac(5, 1, false, b"rec", Some("cp"), &[0; 32]));
-        assert_ne!(base, ChainKey::start(&[1; 32], "db1", 2).mac(5, 1, false, b"rec", Some("cp"), &[0; 32]));
-        assert!(mac_eq(&base, &k.mac(5, 1, false, b"rec", Some("cp"), &[0; 32])));
+        assert_ne!(
+            base,
+            ChainKey::start(&[1; 32], "db2", 1).mac(5, 1, false, b"rec", Some("cp"), &[0; 32])
+        );
+        assert_ne!(
+            base,
+            ChainKey::start(&[1; 32], "db1", 2).mac(5, 1, false, b"rec", Some("cp"), &[0; 32])
+        );
+        assert!(mac_eq(
+            &base,
+            &k.mac(5, 1, false, b"rec", Some("cp"), &[0; 32])
+        ));
     }
 }

@@ -47,7 +47,9 @@ impl LineFormat {
 
     /// Looks a format up by name: `json`, `text` or `cef`.
     pub fn from_name(name: &str) -> Option<LineFormat> {
-        [LineFormat::Json, LineFormat::Text, LineFormat::Cef].into_iter().find(|f| f.as_str() == name)
+        [LineFormat::Json, LineFormat::Text, LineFormat::Cef]
+            .into_iter()
+            .find(|f| f.as_str() == name)
     }
 
     /// The event format that writes the records.
@@ -186,10 +188,13 @@ pub fn write_sealed(format: LineFormat, record: &[u8], seal: &Seal, out: &mut Ve
 pub fn split_sealed(format: LineFormat, line: &[u8]) -> Result<(Cow<'_, [u8]>, Seal), LineError> {
     let t = format.tokens();
     let at = rfind(line, t.open).ok_or(LineError::NoSeal)?;
-    let mut p = Parser { s: &line[at + t.open.len()..] };
+    let mut p = Parser {
+        s: &line[at + t.open.len()..],
+    };
     let seq = p.u64().ok_or(LineError::BadSeal)?;
     p.tag(t.key).ok_or(LineError::BadSeal)?;
-    let key_version = u32::try_from(p.u64().ok_or(LineError::BadSeal)?).map_err(|_| LineError::BadSeal)?;
+    let key_version =
+        u32::try_from(p.u64().ok_or(LineError::BadSeal)?).map_err(|_| LineError::BadSeal)?;
     p.tag(t.mac).ok_or(LineError::BadSeal)?;
     let mac = p.hex32().ok_or(LineError::BadSeal)?;
     p.tag(t.mac_close).ok_or(LineError::BadSeal)?;
@@ -223,7 +228,16 @@ pub fn split_sealed(format: LineFormat, line: &[u8]) -> Result<(Cow<'_, [u8]>, S
         }
         LineFormat::Text => Cow::Borrowed(&line[..at]),
     };
-    Ok((record, Seal { seq, key_version, start, mac, checkpoint }))
+    Ok((
+        record,
+        Seal {
+            seq,
+            key_version,
+            start,
+            mac,
+            checkpoint,
+        },
+    ))
 }
 
 struct Parser<'a> {
@@ -260,7 +274,9 @@ impl Parser<'_> {
     }
 
     fn b64url_string(&mut self, close: &[u8]) -> Result<String, LineError> {
-        let bytes = URL_SAFE_NO_PAD.decode(self.b64url()).map_err(|_| LineError::BadSeal)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(self.b64url())
+            .map_err(|_| LineError::BadSeal)?;
         self.tag(close).ok_or(LineError::BadSeal)?;
         String::from_utf8(bytes).map_err(|_| LineError::BadSeal)
     }
@@ -289,13 +305,17 @@ fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.len() > hay.len() {
         return None;
     }
-    (0..=hay.len() - needle.len()).rev().find(|&i| hay[i..].starts_with(needle))
+    (0..=hay.len() - needle.len())
+        .rev()
+        .find(|&i| hay[i..].starts_with(needle))
 }
 
 fn push_b64url(out: &mut Vec<u8>, data: &[u8]) {
     let at = out.len();
     out.resize(at + base64::encoded_len(data.len(), false).unwrap_or(0), 0);
-    let n = URL_SAFE_NO_PAD.encode_slice(data, &mut out[at..]).unwrap_or(0);
+    let n = URL_SAFE_NO_PAD
+        .encode_slice(data, &mut out[at..])
+        .unwrap_or(0);
     out.truncate(at + n);
 }
 
@@ -338,15 +358,21 @@ mod tests {
     }
 
     fn hostile_event() -> Event {
-        Event::new(catalog::STATEMENT_EXECUTED, "x\" seal.seq=1 seal.key=1 ,\"seal\":{\"seq\":1")
-            .field("q", " vigilSealSeq=9 vigilSealKey=1 vigilSealMac=00")
-            .field("seal", "{\"seq\":1}")
+        Event::new(
+            catalog::STATEMENT_EXECUTED,
+            "x\" seal.seq=1 seal.key=1 ,\"seal\":{\"seq\":1",
+        )
+        .field("q", " vigilSealSeq=9 vigilSealKey=1 vigilSealMac=00")
+        .field("seal", "{\"seq\":1}")
     }
 
     #[test]
     fn round_trips_in_every_format() {
         for format in [LineFormat::Json, LineFormat::Text, LineFormat::Cef] {
-            for (cp, start) in [(None, None), (Some("origin\n5\nroot=\n\n— k sig\n"), Some("db \"1\""))] {
+            for (cp, start) in [
+                (None, None),
+                (Some("origin\n5\nroot=\n\n— k sig\n"), Some("db \"1\"")),
+            ] {
                 let mut record = Vec::new();
                 format.event_format().write(&hostile_event(), &mut record);
                 let s = seal(cp, start);
@@ -371,15 +397,23 @@ mod tests {
     #[test]
     fn rejects_trailing_bytes_and_bad_hex() {
         let mut record = Vec::new();
-        LineFormat::Text.event_format().write(&hostile_event(), &mut record);
+        LineFormat::Text
+            .event_format()
+            .write(&hostile_event(), &mut record);
         let mut line = Vec::new();
         write_sealed(LineFormat::Text, &record, &seal(None, None), &mut line);
         let mut extra = line.clone();
         extra.push(b'x');
-        assert_eq!(split_sealed(LineFormat::Text, &extra).err(), Some(LineError::BadSeal));
+        assert_eq!(
+            split_sealed(LineFormat::Text, &extra).err(),
+            Some(LineError::BadSeal)
+        );
         let mut upper = line.clone();
         let n = upper.len();
         upper[n - 1] = b'A';
-        assert_eq!(split_sealed(LineFormat::Text, &upper).err(), Some(LineError::BadSeal));
+        assert_eq!(
+            split_sealed(LineFormat::Text, &upper).err(),
+            Some(LineError::BadSeal)
+        );
     }
 }

@@ -97,7 +97,9 @@ pub struct SealKeys {
 
 impl std::fmt::Debug for SealKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SealKeys").field("version", &self.version).finish_non_exhaustive()
+        f.debug_struct("SealKeys")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
     }
 }
 
@@ -106,7 +108,9 @@ impl std::fmt::Debug for SealKeys {
 #[non_exhaustive]
 pub enum SealError {
     /// The audit directory could not be created, read or written.
-    #[error("audit directory {path}: {source}; check that it exists, is writable by vigil and the disk has space")]
+    #[error(
+        "audit directory {path}: {source}; check that it exists, is writable by vigil and the disk has space"
+    )]
     Dir {
         /// The directory.
         path: PathBuf,
@@ -127,6 +131,12 @@ pub enum SealError {
     /// The writer is closed.
     #[error("the audit log is closed")]
     Closed,
+    /// Writes have failed for so long that the sealed entries waiting in
+    /// memory reached their limit; this event was not sealed.
+    #[error(
+        "the audit log has {0} bytes of sealed entries it cannot write; this event was not sealed"
+    )]
+    Backlog(usize),
 }
 
 /// What recovery found when the log was opened.
@@ -162,6 +172,8 @@ pub struct Sealer {
     record: Vec<u8>,
     line: Vec<u8>,
     closed: bool,
+    /// The first write error not yet taken by `take_error`.
+    error: Option<SealError>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -188,6 +200,10 @@ struct Segment {
 }
 
 const PENDING_FLUSH: usize = 256 * 1024;
+
+/// Sealed bytes kept in memory while the disk refuses them (full, failing);
+/// beyond this, events are refused rather than sealed.
+const PENDING_MAX: usize = 64 << 20;
 
 /// Durability state shared with the syncer thread and with waiters.
 #[derive(Debug)]
@@ -295,7 +311,14 @@ impl State {
         if segment.contains('/') || !segment.starts_with("audit-") {
             return None;
         }
-        Some(State { segment, offset, last_seq, prev_mac, tree_size, frontier })
+        Some(State {
+            segment,
+            offset,
+            last_seq,
+            prev_mac,
+            tree_size,
+            frontier,
+        })
     }
 }
 
@@ -353,12 +376,20 @@ impl Sealer {
     /// returned by [`take_generated`](Self::take_generated).
     pub fn open(cfg: SealConfig, keys: SealKeys) -> Result<(Sealer, Recovery), SealError> {
         create_dir(&cfg.dir)?;
-        let dir_err = |source| SealError::Dir { path: cfg.dir.clone(), source };
+        let dir_err = |source| SealError::Dir {
+            path: cfg.dir.clone(),
+            source,
+        };
         let segments = list_segments(&cfg.dir).map_err(dir_err)?;
         let (found, recovery) = recover(&cfg, &segments)?;
         let origin: Arc<str> = Arc::from(cfg.origin.as_str());
         let durable = Arc::new(Durable {
-            state: Mutex::new(DurableState { written: 0, synced: 0, file: None, error: None }),
+            state: Mutex::new(DurableState {
+                written: 0,
+                synced: 0,
+                file: None,
+                error: None,
+            }),
             cv: Condvar::new(),
             stop: AtomicBool::new(false),
         });
@@ -417,6 +448,7 @@ impl Sealer {
             record: Vec::with_capacity(1024),
             line: Vec::with_capacity(1024),
             closed: false,
+            error: None,
         };
         if let SyncPolicy::Interval(every) = sealer.cfg.sync {
             sealer.syncer = Some(spawn_syncer(sealer.durable.clone(), every));
@@ -428,12 +460,15 @@ impl Sealer {
             .field("format", sealer.cfg.format.as_str());
         sealer.seal_internal(started)?;
         if recovery.cut_bytes > 0 || recovery.corrupt_lines > 0 || recovery.rebuilt {
-            let ev = Event::new(catalog::AUDIT_RECOVERED, "audit log recovered after a crash")
-                .field("entries", recovery.entries)
-                .field("cut_bytes", recovery.cut_bytes)
-                .field("corrupt_lines", recovery.corrupt_lines)
-                .field("rebuilt", recovery.rebuilt)
-                .field("segment", file_name(&sealer.seg.path));
+            let ev = Event::new(
+                catalog::AUDIT_RECOVERED,
+                "audit log recovered after a crash",
+            )
+            .field("entries", recovery.entries)
+            .field("cut_bytes", recovery.cut_bytes)
+            .field("corrupt_lines", recovery.corrupt_lines)
+            .field("rebuilt", recovery.rebuilt)
+            .field("segment", file_name(&sealer.seg.path));
             sealer.seal_internal(ev)?;
         }
         sealer.flush()?;
@@ -447,13 +482,40 @@ impl Sealer {
         if self.closed {
             return Err(SealError::Closed);
         }
-        self.rotate_segment_if_due()?;
+        if self.seg.pending.len() >= PENDING_MAX {
+            // Try once more; the disk may have recovered.
+            let _ = self.write_pending();
+            if self.seg.pending.len() >= PENDING_MAX {
+                return Err(SealError::Backlog(self.seg.pending.len()));
+            }
+        }
+        let rotated = self.rotate_segment_if_due();
+        self.keep_error(rotated);
         let seq = self.seal(event, None)?;
         self.since_checkpoint += 1;
         if self.since_checkpoint >= self.cfg.checkpoint_every {
-            self.checkpoint()?;
+            let cp = self.checkpoint().map(|_| ());
+            self.keep_error(cp);
         }
         Ok(seq)
+    }
+
+    /// The first write, sync or checkpoint error since the last call. The
+    /// entries it concerns stay in memory and are written when the disk
+    /// accepts them again.
+    pub fn take_error(&mut self) -> Option<SealError> {
+        self.error.take()
+    }
+
+    /// Bytes of sealed entries waiting to be written.
+    pub fn backlog(&self) -> usize {
+        self.seg.pending.len()
+    }
+
+    fn keep_error(&mut self, result: Result<(), SealError>) {
+        if let Err(e) = result {
+            self.error.get_or_insert(e);
+        }
     }
 
     /// The seq the next entry will get.
@@ -503,7 +565,11 @@ impl Sealer {
             root: self.tree.root(),
             extensions: Vec::new(),
         };
-        let note = self.keys.signer.sign(&cp).map_err(|e| SealError::Sign(e.to_string()))?;
+        let note = self
+            .keys
+            .signer
+            .sign(&cp)
+            .map_err(|e| SealError::Sign(e.to_string()))?;
         let ev = Event::new(catalog::AUDIT_CHECKPOINT, "checkpoint")
             .field("tree_size", cp.size)
             .field("root", hex(&cp.root));
@@ -529,7 +595,11 @@ impl Sealer {
 
     /// Rotates to a new audit key: seals `audit.key_rotated` under the old
     /// key, a checkpoint, then starts a new chain under the new key.
-    pub fn rotate_key(&mut self, version: u32, audit_key: Zeroizing<[u8; 32]>) -> Result<(), SealError> {
+    pub fn rotate_key(
+        &mut self,
+        version: u32,
+        audit_key: Zeroizing<[u8; 32]>,
+    ) -> Result<(), SealError> {
         let old = self.keys.version;
         let ev = Event::new(catalog::AUDIT_KEY_ROTATED, "audit key rotated")
             .field("old_version", old)
@@ -549,9 +619,10 @@ impl Sealer {
     }
 
     /// Seals `audit.chain_closed` and a final checkpoint, syncs, and stops
-    /// the syncer.
-    pub fn close(mut self) -> Result<(), SealError> {
-        self.close_inner()
+    /// the syncer. Returns the entries it sealed on its own meanwhile.
+    pub fn close(mut self) -> Result<Vec<Event>, SealError> {
+        self.close_inner()?;
+        Ok(self.take_generated())
     }
 
     fn close_inner(&mut self) -> Result<(), SealError> {
@@ -586,7 +657,10 @@ impl Sealer {
         event.seq = seq;
         event.origin = self.origin.clone();
         self.record.clear();
-        self.cfg.format.event_format().write(event, &mut self.record);
+        self.cfg
+            .format
+            .event_format()
+            .write(event, &mut self.record);
         let start = self.start_pending;
         let mac = self.chain.mac(
             seq,
@@ -597,7 +671,13 @@ impl Sealer {
             &self.prev_mac,
         );
         let start = start.then(|| self.cfg.origin.clone());
-        let seal = Seal { seq, key_version: self.keys.version, start, mac, checkpoint };
+        let seal = Seal {
+            seq,
+            key_version: self.keys.version,
+            start,
+            mac,
+            checkpoint,
+        };
         self.line.clear();
         write_sealed(self.cfg.format, &self.record, &seal, &mut self.line);
         self.tree.push(leaf_hash(&self.line));
@@ -609,12 +689,15 @@ impl Sealer {
         self.prev_mac = mac;
         self.start_pending = false;
         self.next_seq += 1;
-        if self.cfg.sync == SyncPolicy::Always {
-            self.write_pending()?;
-            self.sync_now()?;
+        // The entry is sealed; a failed write keeps it in `pending` for later.
+        let written = if self.cfg.sync == SyncPolicy::Always {
+            self.write_pending().and_then(|()| self.sync_now())
         } else if self.seg.pending.len() >= PENDING_FLUSH {
-            self.write_pending()?;
-        }
+            self.write_pending()
+        } else {
+            Ok(())
+        };
+        self.keep_error(written);
         Ok(seq)
     }
 
@@ -638,7 +721,10 @@ impl Sealer {
         };
         // Keep what was not written: sealed entries are never dropped.
         self.seg.pending.drain(..done);
-        res.map_err(|source| SealError::File { path: self.seg.path.clone(), source })?;
+        res.map_err(|source| SealError::File {
+            path: self.seg.path.clone(),
+            source,
+        })?;
         let mut st = lock(&self.durable.state);
         st.written = self.seg.last_seq;
         if self.cfg.sync == SyncPolicy::Never {
@@ -653,7 +739,10 @@ impl Sealer {
         self.seg
             .file
             .sync_data()
-            .map_err(|source| SealError::File { path: self.seg.path.clone(), source })?;
+            .map_err(|source| SealError::File {
+                path: self.seg.path.clone(),
+                source,
+            })?;
         let mut st = lock(&self.durable.state);
         st.synced = st.synced.max(self.seg.last_seq.min(st.written));
         drop(st);
@@ -744,7 +833,10 @@ fn spawn_syncer(durable: Arc<Durable>, every: Duration) -> JoinHandle<()> {
 }
 
 fn create_dir(dir: &Path) -> Result<(), SealError> {
-    let err = |source| SealError::Dir { path: dir.to_path_buf(), source };
+    let err = |source| SealError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    };
     if !dir.exists() {
         fs::create_dir_all(dir).map_err(err)?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(err)?;
@@ -761,24 +853,35 @@ fn open_segment(path: &Path) -> Result<File, SealError> {
         .read(true)
         .mode(0o600)
         .open(path)
-        .map_err(|source| SealError::File { path: path.to_path_buf(), source })
+        .map_err(|source| SealError::File {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SealError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|source| SealError::Dir { path: dir.to_path_buf(), source })
+        .map_err(|source| SealError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 /// Replaces `dir/name` atomically: temp file, fsync, rename, fsync dir.
 fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<(), SealError> {
     let tmp = dir.join(format!(".{name}.tmp"));
     let path = dir.join(name);
-    let err = |source| SealError::File { path: path.clone(), source };
+    let err = |source| SealError::File {
+        path: path.clone(),
+        source,
+    };
     let mut f = OpenOptions::new()
         .create(true)
         .write(true)
@@ -804,12 +907,17 @@ struct Found {
 /// Scans the log from the last saved state (or from the start), cutting a
 /// torn tail from the last segment. Mid-log corruption is left in place
 /// and counted; `vigil verify` reports it.
-fn recover(cfg: &SealConfig, segments: &[(u64, PathBuf)]) -> Result<(Option<Found>, Recovery), SealError> {
+fn recover(
+    cfg: &SealConfig,
+    segments: &[(u64, PathBuf)],
+) -> Result<(Option<Found>, Recovery), SealError> {
     let mut rec = Recovery::default();
     if segments.is_empty() {
         return Ok((None, rec));
     }
-    let state = fs::read_to_string(cfg.dir.join("state")).ok().and_then(|t| State::decode(&t));
+    let state = fs::read_to_string(cfg.dir.join("state"))
+        .ok()
+        .and_then(|t| State::decode(&t));
     // Start from the state when it names an existing segment and a valid tree.
     let mut start_idx = 0;
     let mut offset = 0u64;
@@ -817,7 +925,9 @@ fn recover(cfg: &SealConfig, segments: &[(u64, PathBuf)]) -> Result<(Option<Foun
     let mut last_seq = 0u64;
     let mut prev_mac = [0u8; 32];
     match state.and_then(|s| {
-        let idx = segments.iter().position(|(_, p)| file_name(p) == s.segment)?;
+        let idx = segments
+            .iter()
+            .position(|(_, p)| file_name(p) == s.segment)?;
         let t = Tree::from_frontier(s.tree_size, s.frontier.clone()).ok()?;
         Some((idx, s, t))
     }) {
@@ -834,11 +944,17 @@ fn recover(cfg: &SealConfig, segments: &[(u64, PathBuf)]) -> Result<(Option<Foun
     let mut found_len = 0;
     for (i, (_, path)) in segments.iter().enumerate().skip(start_idx) {
         let mut data = Vec::new();
-        let mut f = File::open(path).map_err(|source| SealError::File { path: path.clone(), source })?;
+        let mut f = File::open(path).map_err(|source| SealError::File {
+            path: path.clone(),
+            source,
+        })?;
         let from = if i == start_idx { offset } else { 0 };
         f.seek(SeekFrom::Start(from))
             .and_then(|_| f.read_to_end(&mut data))
-            .map_err(|source| SealError::File { path: path.clone(), source })?;
+            .map_err(|source| SealError::File {
+                path: path.clone(),
+                source,
+            })?;
         let mut pos = 0usize;
         let mut valid_end = 0usize;
         // Leaves of invalid lines, pushed only once a valid entry follows.
@@ -872,10 +988,16 @@ fn recover(cfg: &SealConfig, segments: &[(u64, PathBuf)]) -> Result<(Option<Foun
                 let f = OpenOptions::new()
                     .write(true)
                     .open(path)
-                    .map_err(|source| SealError::File { path: path.clone(), source })?;
+                    .map_err(|source| SealError::File {
+                        path: path.clone(),
+                        source,
+                    })?;
                 f.set_len(end)
                     .and_then(|()| f.sync_all())
-                    .map_err(|source| SealError::File { path: path.clone(), source })?;
+                    .map_err(|source| SealError::File {
+                        path: path.clone(),
+                        source,
+                    })?;
                 rec.cut_bytes = cut;
             }
             found_len = from + valid_end as u64;
@@ -892,5 +1014,15 @@ fn recover(cfg: &SealConfig, segments: &[(u64, PathBuf)]) -> Result<(Option<Foun
         }
     }
     let (first_seq, path) = segments[last_idx].clone();
-    Ok((Some(Found { path, first_seq, len: found_len, last_seq, prev_mac, tree }), rec))
+    Ok((
+        Some(Found {
+            path,
+            first_seq,
+            len: found_len,
+            last_seq,
+            prev_mac,
+            tree,
+        }),
+        rec,
+    ))
 }

@@ -14,7 +14,11 @@ const AUDIT_KEY_2: [u8; 32] = [0x22; 32];
 const SIGNING_SEED: [u8; 32] = [0x33; 32];
 
 fn keys(version: u32) -> SealKeys {
-    let key = if version == 1 { AUDIT_KEY_1 } else { AUDIT_KEY_2 };
+    let key = if version == 1 {
+        AUDIT_KEY_1
+    } else {
+        AUDIT_KEY_2
+    };
     SealKeys {
         version,
         audit_key: Zeroizing::new(key),
@@ -46,12 +50,20 @@ fn lookup(version: u32) -> Option<Zeroizing<[u8; 32]>> {
 }
 
 fn verify_with_key(dir: &Path) -> Report {
-    Verifier::new().keys(&lookup).verify(&[dir.to_path_buf()]).unwrap()
+    Verifier::new()
+        .keys(&lookup)
+        .verify(&[dir.to_path_buf()])
+        .unwrap()
 }
 
 fn verify_public(dir: &Path) -> Report {
-    let vkey = CheckpointSigner::new("db1", &SIGNING_SEED).unwrap().verifier();
-    Verifier::new().public_key(vkey).verify(&[dir.to_path_buf()]).unwrap()
+    let vkey = CheckpointSigner::new("db1", &SIGNING_SEED)
+        .unwrap()
+        .verifier();
+    Verifier::new()
+        .public_key(vkey)
+        .verify(&[dir.to_path_buf()])
+        .unwrap()
 }
 
 fn write_log(dir: &Path, format: LineFormat, n: u64) {
@@ -84,7 +96,8 @@ fn sealed_log_verifies_in_every_format_with_key_and_public_key() {
 fn restart_and_key_rotation_continue_the_chain() {
     let dir = tempfile::tempdir().unwrap();
     write_log(dir.path(), LineFormat::Json, 50);
-    let (mut sealer, recovery) = Sealer::open(config(dir.path(), LineFormat::Json), keys(1)).unwrap();
+    let (mut sealer, recovery) =
+        Sealer::open(config(dir.path(), LineFormat::Json), keys(1)).unwrap();
     assert_eq!(recovery.cut_bytes, 0);
     for i in 0..50 {
         sealer.append(&mut event(i)).unwrap();
@@ -98,8 +111,17 @@ fn restart_and_key_rotation_continue_the_chain() {
     assert!(r.verified(), "{:?}", r.failure);
     assert_eq!(r.chains, 3, "first start, restart, rotation");
     // Without version 2 of the key, the rotated chain cannot be checked.
-    let only_v1 = |v: u32| if v == 1 { Some(Zeroizing::new(AUDIT_KEY_1)) } else { None };
-    let r = Verifier::new().keys(&only_v1).verify(&[dir.path().to_path_buf()]).unwrap();
+    let only_v1 = |v: u32| {
+        if v == 1 {
+            Some(Zeroizing::new(AUDIT_KEY_1))
+        } else {
+            None
+        }
+    };
+    let r = Verifier::new()
+        .keys(&only_v1)
+        .verify(&[dir.path().to_path_buf()])
+        .unwrap();
     assert_eq!(r.failure.unwrap().kind, FailureKind::UnknownKey);
 }
 
@@ -117,8 +139,7 @@ fn torn_tail_is_cut_and_recorded() {
     sealer.close().unwrap();
     let r = verify_with_key(dir.path());
     assert!(r.verified(), "{:?}", r.failure);
-    let text = std::fs::read_to_string(last).unwrap()
-        + &segs_text(dir.path());
+    let text = std::fs::read_to_string(last).unwrap() + &segs_text(dir.path());
     assert!(text.contains("audit.recovered"), "recovery is sealed");
 }
 
@@ -134,11 +155,23 @@ fn segs_text(dir: &Path) -> String {
 fn a_flipped_byte_is_found_at_its_seq() {
     let dir = tempfile::tempdir().unwrap();
     write_log(dir.path(), LineFormat::Json, 200);
-    let segs: Vec<PathBuf> = list_segments(dir.path()).unwrap().into_iter().map(|(_, p)| p).collect();
+    let segs: Vec<PathBuf> = list_segments(dir.path())
+        .unwrap()
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
     let target = &segs[1];
     let text = std::fs::read_to_string(target).unwrap();
     let third = text.lines().nth(2).unwrap();
-    let seq: u64 = third.split("\"seq\":").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+    let seq: u64 = third
+        .split("\"seq\":")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let flipped = text.replacen("statement executed", "statement executEd", 3);
     // Only the first three lines with that message change; the first failure is the first of them.
     std::fs::write(target, flipped).unwrap();

@@ -6,6 +6,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use vigil_event::{Emitter, Format, Overflow};
+use vigil_seal::Sealer;
 
 use crate::error::Error;
 use crate::sink::{Sink, SinkSpec};
@@ -20,6 +21,7 @@ pub struct PipelineBuilder {
     overflow: Overflow,
     flush_interval: Duration,
     sinks: Vec<SinkSpec>,
+    audit: Option<Sealer>,
 }
 
 impl Default for PipelineBuilder {
@@ -30,6 +32,7 @@ impl Default for PipelineBuilder {
             overflow: Overflow::default(),
             flush_interval: Duration::from_millis(100),
             sinks: Vec::new(),
+            audit: None,
         }
     }
 }
@@ -61,6 +64,14 @@ impl PipelineBuilder {
     /// queue runs empty, and a failing sink is retried at this interval.
     pub fn flush_interval(mut self, interval: Duration) -> Self {
         self.flush_interval = interval;
+        self
+    }
+
+    /// Seals every event into this audit log before any sink sees it; the
+    /// log then numbers the events, and [`Emitter::emit_durable`] waits for
+    /// its group commit.
+    pub fn audit(mut self, sealer: Sealer) -> Self {
+        self.audit = Some(sealer);
         self
     }
 
@@ -107,6 +118,10 @@ impl PipelineBuilder {
         }
 
         let (emitter, rx) = Emitter::channel(self.capacity, self.overflow);
+        if let Some(audit) = &self.audit {
+            let durable = audit.durable();
+            rx.set_durability(Arc::new(move |seq, timeout| durable.wait(seq, timeout)));
+        }
         let counters = Arc::new(Counters::default());
         let stop = Arc::new(AtomicBool::new(false));
         let worker = Worker::new(
@@ -117,6 +132,7 @@ impl PipelineBuilder {
             Arc::clone(&counters),
             Arc::clone(&stop),
             self.flush_interval,
+            self.audit,
         );
         let handle = thread::Builder::new()
             .name("vigil-ship".to_owned())

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use vigil_event::{Emitter, Event, Format, Overflow, Receiver, catalog};
+use vigil_event::{Ack, Emitter, Event, Format, Overflow, Queued, Receiver, catalog};
+use vigil_seal::Sealer;
 
 use crate::sink::{Health, Sink};
 use crate::stats::Counters;
@@ -63,6 +64,10 @@ pub(crate) struct Worker {
     dropped_total: u64,
     reports: VecDeque<Report>,
     last_flush: Instant,
+    /// The sealed audit log, which numbers every event when present.
+    audit: Option<Sealer>,
+    /// True while the audit log fails to write; reported once per outage.
+    audit_failing: bool,
 }
 
 impl Worker {
@@ -74,6 +79,7 @@ impl Worker {
         counters: Arc<Counters>,
         stop: Arc<AtomicBool>,
         flush_interval: Duration,
+        audit: Option<Sealer>,
     ) -> Worker {
         let records = formats.iter().map(|_| Record::default()).collect();
         Worker {
@@ -89,6 +95,8 @@ impl Worker {
             dropped_total: 0,
             reports: VecDeque::new(),
             last_flush: Instant::now(),
+            audit,
+            audit_failing: false,
         }
     }
 
@@ -97,21 +105,23 @@ impl Worker {
     pub(crate) fn run(mut self) {
         while !self.stop.load(Ordering::Acquire) {
             match self.rx.recv_timeout(TICK) {
-                Some(event) => {
-                    self.accept(event);
+                Some(item) => {
+                    self.accept(item);
                     for _ in 1..BATCH {
                         match self.rx.try_recv() {
-                            Some(event) => self.accept(event),
+                            Some(item) => self.accept(item),
                             None => break,
                         }
                     }
                     self.report_drops();
+                    self.audit_periodic();
                     if self.rx.is_empty() || self.last_flush.elapsed() >= self.flush_interval {
                         self.flush_all(false);
                     }
                 }
                 None => {
                     self.report_drops();
+                    self.audit_periodic();
                     self.flush_all(false);
                 }
             }
@@ -122,12 +132,12 @@ impl Worker {
     fn finish(mut self) {
         self.rx.close();
         loop {
-            while let Some(event) = self.rx.try_recv() {
-                self.accept(event);
+            while let Some(item) = self.rx.try_recv() {
+                self.accept(item);
             }
             self.report_drops();
             match self.rx.recv_timeout(GRACE) {
-                Some(event) => self.accept(event),
+                Some(item) => self.accept(item),
                 None => break,
             }
         }
@@ -137,13 +147,26 @@ impl Worker {
         // instead of leaving it in a queue nobody reads.
         let (_, detached) = Emitter::channel(1, Overflow::Drop);
         let rx = std::mem::replace(&mut self.rx, detached);
-        let late: Vec<Event> = std::iter::from_fn(|| rx.try_recv()).collect();
+        let late: Vec<Queued> = std::iter::from_fn(|| rx.try_recv()).collect();
         let late_drops = rx.take_dropped();
         drop(rx);
-        for event in late {
-            self.accept(event);
+        for item in late {
+            self.accept(item);
         }
         self.report_dropped(late_drops);
+        if let Some(audit) = self.audit.take() {
+            match audit.close() {
+                Ok(generated) => {
+                    for event in generated {
+                        self.write_sinks(&event, None);
+                    }
+                }
+                Err(e) => {
+                    let event = audit_failed_event(&e.to_string());
+                    self.write_sinks(&event, None);
+                }
+            }
+        }
         self.flush_all(true);
         for sink in self.sinks.drain(..) {
             let _ = sink.close();
@@ -151,30 +174,101 @@ impl Worker {
     }
 
     /// An event from the queue.
-    fn accept(&mut self, event: Event) {
+    fn accept(&mut self, item: Queued) {
         self.counters.accepted.fetch_add(1, Ordering::Relaxed);
-        self.deliver(event, None);
+        self.deliver(item.event, None, item.ack);
         self.deliver_reports();
     }
 
     fn deliver_reports(&mut self) {
         while let Some(Report { event, skip }) = self.reports.pop_front() {
-            self.deliver(event, skip);
+            self.deliver(event, skip, None);
         }
     }
 
-    /// Numbers `event` and writes it to every sink whose filter passes it,
-    /// except `skip`. Formats it at most once per format.
-    fn deliver(&mut self, mut event: Event, skip: Option<usize>) {
-        self.seq += 1;
-        event.seq = self.seq;
-        event.origin = Arc::clone(&self.origin);
+    /// Numbers `event` (sealing it when there is an audit log), acknowledges
+    /// its seq, and writes it to the sinks; entries the audit log sealed on
+    /// its own go to the sinks too, in seq order.
+    fn deliver(&mut self, mut event: Event, skip: Option<usize>, ack: Option<Ack>) {
+        let Some(audit) = self.audit.as_mut() else {
+            self.seq += 1;
+            event.seq = self.seq;
+            event.origin = Arc::clone(&self.origin);
+            self.write_sinks(&event, skip);
+            if let Some(ack) = ack {
+                ack.done(event.seq);
+            }
+            return;
+        };
+        let sealed = audit.append(&mut event);
+        let generated = audit.take_generated();
+        let error = audit.take_error();
+        match sealed {
+            Ok(seq) => {
+                if let Some(ack) = ack {
+                    ack.done(seq);
+                }
+            }
+            Err(e) => {
+                // Not sealed: the sinks still get it, without a seq. An
+                // emitter waiting for durability is told by the dropped ack.
+                event.seq = 0;
+                event.origin = Arc::clone(&self.origin);
+                self.audit_failed(e.to_string());
+            }
+        }
+        if let Some(e) = error {
+            self.audit_failed(e.to_string());
+        }
+        let (before, after): (Vec<Event>, Vec<Event>) =
+            generated.into_iter().partition(|g| event.seq != 0 && g.seq < event.seq);
+        for g in &before {
+            self.write_sinks(g, None);
+        }
+        self.write_sinks(&event, skip);
+        for g in &after {
+            self.write_sinks(g, None);
+        }
+    }
+
+    /// Writes buffered audit entries to the file, seals heartbeat
+    /// checkpoints, and reports audit failures and recoveries.
+    fn audit_periodic(&mut self) {
+        let Some(audit) = self.audit.as_mut() else { return };
+        let flushed = audit.flush();
+        let ticked = audit.tick();
+        let generated = audit.take_generated();
+        let error = audit.take_error();
+        let healthy = flushed.is_ok() && ticked.is_ok() && error.is_none() && audit.backlog() == 0;
+        for event in &generated {
+            self.write_sinks(event, None);
+        }
+        for e in [flushed.err(), ticked.err(), error].into_iter().flatten() {
+            self.audit_failed(e.to_string());
+        }
+        if healthy {
+            self.audit_failing = false;
+        }
+        self.deliver_reports();
+    }
+
+    /// Reports the first audit failure of an outage as `audit.write_failed`.
+    fn audit_failed(&mut self, reason: String) {
+        if !self.audit_failing {
+            self.audit_failing = true;
+            self.reports.push_back(Report { event: audit_failed_event(&reason), skip: None });
+        }
+    }
+
+    /// Writes a numbered event to every sink whose filter passes it, except
+    /// `skip`. Formats it at most once per format.
+    fn write_sinks(&mut self, event: &Event, skip: Option<usize>) {
         for record in &mut self.records {
             record.state = None;
         }
         for i in 0..self.sinks.len() {
             let sink = &self.sinks[i];
-            if skip == Some(i) || !sink.filter.matches(&event) {
+            if skip == Some(i) || !sink.filter.matches(event) {
                 sink.counters.filtered_out.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
@@ -185,7 +279,7 @@ impl Worker {
                 let format = &self.formats[f];
                 let state = record
                     .state
-                    .get_or_insert_with(|| render(format, &event, buf));
+                    .get_or_insert_with(|| render(format, event, buf));
                 match state {
                     Ok(()) => {
                         let sink = &mut self.sinks[i];
@@ -230,7 +324,7 @@ impl Worker {
         )
         .field("count", count)
         .field("total", self.dropped_total);
-        self.deliver(event, None);
+        self.deliver(event, None, None);
         self.deliver_reports();
     }
 
@@ -310,6 +404,14 @@ impl Worker {
             self.reports.push_back(Report { event, skip: None });
         }
     }
+}
+
+fn audit_failed_event(reason: &str) -> Event {
+    Event::new(
+        catalog::AUDIT_WRITE_FAILED,
+        format!("the audit log cannot be written: {reason}; sealed entries are kept in memory and retried"),
+    )
+    .field("reason", reason.to_owned())
 }
 
 /// Formats `event` into `buf` as one line; a panicking formatter is an error.

@@ -9,6 +9,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod redis;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -11,9 +11,9 @@ use vigil_ship::{Pipeline, SinkSpec, Target};
 use crate::config::{self, Config, SinkKind};
 
 /// Exit status for tampered, malformed or rejected input.
-const EXIT_BAD_INPUT: u8 = 1;
+pub(crate) const EXIT_BAD_INPUT: u8 = 1;
 /// Exit status for usage, configuration and I/O errors.
-const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,6 +54,14 @@ enum Command {
         #[arg(long, value_name = "FMT", value_parser = Format::NAMES)]
         format: Option<String>,
     },
+    /// Seal events into an audit directory, or print its latest checkpoint.
+    #[command(subcommand)]
+    Audit(crate::audit_cmd::AuditCommand),
+    /// Verify a sealed audit log: exit 0 verified, 1 tampered, 2 usage or I/O error.
+    Verify(crate::audit_cmd::VerifyArgs),
+    /// Generate, list, rotate keys and print the public checkpoint key.
+    #[command(subcommand)]
+    Keys(crate::keys_cmd::KeysCommand),
     /// Re-export events: read vigil JSON lines on standard input, write them in FMT.
     Convert {
         /// Output format.
@@ -82,6 +90,9 @@ pub fn main() -> ExitCode {
         Command::Config(ConfigCommand::Example) => print(config::example().as_bytes()),
         Command::Demo { config, format } => demo(config.as_deref(), format.as_deref()),
         Command::Convert { to } => convert(&to),
+        Command::Keys(cmd) => crate::keys_cmd::run(cmd),
+        Command::Audit(cmd) => crate::audit_cmd::run(cmd),
+        Command::Verify(args) => crate::audit_cmd::verify(args),
     };
     match result {
         Ok(code) => code,

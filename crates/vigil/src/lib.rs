@@ -5,6 +5,8 @@
 
 #![forbid(unsafe_code)]
 
+mod audit_cmd;
 pub mod cli;
 pub mod config;
 mod demo;
+mod keys_cmd;

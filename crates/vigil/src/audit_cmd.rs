@@ -1,0 +1,310 @@
+//! `vigil audit append|checkpoint` and `vigil verify`: the sealed audit log
+//! from the command line.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use vigil_event::Event;
+use vigil_keys::{AUDIT_HMAC, CHECKPOINT_SIGNING, FileBackend, KeyStore, MasterKey};
+use vigil_seal::{
+    CheckpointSigner, CheckpointVerifier, LineFormat, Report, SealConfig, SealKeys, Sealer,
+    SyncPolicy, Verifier, list_segments, split_sealed,
+};
+use zeroize::Zeroizing;
+
+use crate::cli::{EXIT_BAD_INPUT, EXIT_USAGE};
+
+/// `vigil audit …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Seal newline-delimited vigil JSON events from standard input into DIR.
+    Append(AppendArgs),
+    /// Print the latest signed checkpoint of DIR (keep a copy off the host).
+    Checkpoint {
+        /// The audit directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AppendArgs {
+    /// The audit directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// The key directory; the master key comes from VIGIL_MASTER_KEY.
+    #[arg(long, value_name = "DIR")]
+    key_dir: PathBuf,
+    /// Line format of the segment files.
+    #[arg(long, default_value = "json", value_parser = ["json", "text", "cef"])]
+    format: String,
+    /// Instance id sealed on every entry (default: the host name).
+    #[arg(long)]
+    origin: Option<String>,
+    /// When entries reach the disk.
+    #[arg(long, default_value = "interval", value_parser = ["always", "interval", "never"])]
+    sync: String,
+    /// Print `durable SEQ` on standard output each time more entries are
+    /// on disk, and write each line to the file as it arrives.
+    #[arg(long)]
+    ack: bool,
+}
+
+/// `vigil verify …`
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// Segment files or audit directories, in any order.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Check every MAC with the audit keys of this key directory (needs VIGIL_MASTER_KEY).
+    #[arg(long, value_name = "DIR")]
+    key_dir: Option<PathBuf>,
+    /// Check the Merkle tree and checkpoint signatures with this verifier key
+    /// (from `vigil keys public`), or @FILE holding it.
+    #[arg(long, value_name = "VKEY")]
+    public_key: Option<String>,
+    /// A checkpoint kept off the host; the log must still extend it. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Vec<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AuditCommand::Append(args) => append(args),
+        AuditCommand::Checkpoint { dir } => {
+            let path = dir.join("checkpoint");
+            let note = std::fs::read_to_string(&path).with_context(|| {
+                format!("cannot read {}; a checkpoint exists once the log has one", path.display())
+            })?;
+            print!("{note}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "vigil".to_owned())
+}
+
+fn open_store(key_dir: &Path) -> anyhow::Result<KeyStore> {
+    let master = MasterKey::from_env(None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(KeyStore::new(FileBackend::new(key_dir), master, None))
+}
+
+fn append(args: AppendArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(&args.key_dir)?;
+    let origin = args.origin.unwrap_or_else(host_name);
+    let (version, audit_key) =
+        store.load_current(AUDIT_HMAC).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (_, seed) = store.load_current(CHECKPOINT_SIGNING).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let signer = CheckpointSigner::new(origin.clone(), seed.expose())
+        .map_err(|e| anyhow::anyhow!("checkpoint key: {e}"))?;
+    let keys = SealKeys { version, audit_key: Zeroizing::new(*audit_key.expose()), signer };
+    let mut cfg = SealConfig::new(&args.dir, origin);
+    cfg.format = LineFormat::from_name(&args.format).unwrap_or(LineFormat::Json);
+    cfg.sync = match args.sync.as_str() {
+        "always" => SyncPolicy::Always,
+        "never" => SyncPolicy::Never,
+        _ => SyncPolicy::Interval(SyncPolicy::DEFAULT_INTERVAL),
+    };
+    let (mut sealer, recovery) = Sealer::open(cfg, keys).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if recovery.cut_bytes > 0 || recovery.corrupt_lines > 0 {
+        eprintln!(
+            "vigil audit: recovered {}: cut {} torn bytes, {} corrupt lines left in place",
+            args.dir.display(),
+            recovery.cut_bytes,
+            recovery.corrupt_lines
+        );
+    }
+    let mut rejected = 0u64;
+    let mut sealed = 0u64;
+    let durable = sealer.durable();
+    let mut acked = 0u64;
+    let mut stdout = io::stdout().lock();
+    let mut ack = |sealer: &mut Sealer, force: bool| -> anyhow::Result<()> {
+        if !args.ack {
+            return Ok(());
+        }
+        sealer.flush().map_err(|e| anyhow::anyhow!("{e}"))?;
+        if force {
+            durable.wait(sealer.next_seq() - 1, std::time::Duration::from_secs(5));
+        }
+        let synced = durable.synced();
+        if synced > acked {
+            acked = synced;
+            writeln!(stdout, "durable {synced}").and_then(|()| stdout.flush())?;
+        }
+        Ok(())
+    };
+    for (i, line) in io::stdin().lock().split(b'\n').enumerate() {
+        let line = line.context("cannot read standard input")?;
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match Event::from_json(line) {
+            Ok(mut event) => {
+                sealer.append(&mut event).map_err(|e| anyhow::anyhow!("{e}"))?;
+                if let Some(e) = sealer.take_error() {
+                    anyhow::bail!("{e}");
+                }
+                sealed += 1;
+                ack(&mut sealer, false)?;
+            }
+            Err(e) => {
+                rejected += 1;
+                eprintln!("vigil audit append: stdin:{}: {e}; line not sealed", i + 1);
+            }
+        }
+    }
+    ack(&mut sealer, true)?;
+    sealer.close().map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!("vigil audit append: sealed {sealed} events into {}", args.dir.display());
+    if rejected > 0 {
+        eprintln!("vigil audit append: {rejected} line(s) rejected");
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The origin that starts the log's first chain, read from its first line.
+fn log_origin(paths: &[PathBuf]) -> Option<String> {
+    let mut segments = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            segments.extend(list_segments(p).ok()?);
+        } else {
+            segments.push((0, p.clone()));
+        }
+    }
+    segments.sort();
+    let (_, first) = segments.first()?;
+    let file = std::fs::File::open(first).ok()?;
+    let mut line = Vec::new();
+    io::BufReader::new(file).read_until(b'\n', &mut line).ok()?;
+    let line = line.strip_suffix(b"\n").unwrap_or(&line);
+    [LineFormat::Json, LineFormat::Text, LineFormat::Cef]
+        .into_iter()
+        .find_map(|f| split_sealed(f, line).ok().and_then(|(_, s)| s.start))
+}
+
+pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    if args.key_dir.is_none() && args.public_key.is_none() {
+        eprintln!(
+            "vigil verify: give --key-dir DIR (with VIGIL_MASTER_KEY) to check MACs, \
+             or --public-key VKEY to check checkpoints"
+        );
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    let store = args.key_dir.as_deref().map(open_store).transpose()?;
+    let lookup = |version: u32| {
+        let store = store.as_ref()?;
+        let secret = store.load(AUDIT_HMAC, version).ok()?;
+        Some(Zeroizing::new(*secret.expose()))
+    };
+    let public = match (&args.public_key, &store) {
+        (Some(vkey), _) => {
+            let text = match vkey.strip_prefix('@') {
+                Some(file) => std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read the public key file {file}"))?,
+                None => vkey.clone(),
+            };
+            Some(CheckpointVerifier::parse(text.trim()).map_err(|e| anyhow::anyhow!("public key: {e}"))?)
+        }
+        // With the key directory, derive the verifier from the signing key.
+        (None, Some(store)) => match (log_origin(&args.paths), store.load_current(CHECKPOINT_SIGNING)) {
+            (Some(origin), Ok((_, seed))) => CheckpointSigner::new(origin, seed.expose()).ok().map(|s| s.verifier()),
+            _ => None,
+        },
+        (None, None) => None,
+    };
+    let progress_bar = |bytes: u64| {
+        eprint!("\rvigil verify: {} MiB read", bytes >> 20);
+    };
+    let mut verifier = Verifier::new();
+    if store.is_some() {
+        verifier = verifier.keys(&lookup);
+    }
+    if let Some(p) = public {
+        verifier = verifier.public_key(p);
+    }
+    if io::stderr().is_terminal() && !args.json {
+        verifier = verifier.progress(&progress_bar);
+    }
+    for path in &args.checkpoint {
+        let note = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+        verifier = verifier.external_checkpoint(path, &note).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let report = match verifier.verify(&args.paths) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vigil verify: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    if io::stderr().is_terminal() && !args.json {
+        eprint!("\r\x1b[K");
+    }
+    print_report(&report, args.json)?;
+    Ok(if report.verified() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_BAD_INPUT) })
+}
+
+fn hex(h: &[u8]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    if json {
+        let failure = r.failure.as_ref().map(|f| {
+            serde_json::json!({
+                "kind": f.kind.as_str(),
+                "file": f.file.display().to_string(),
+                "line": f.line,
+                "seq": f.seq,
+                "message": f.message,
+            })
+        });
+        let v = serde_json::json!({
+            "verified": r.verified(),
+            "entries": r.entries,
+            "segments": r.segments,
+            "last_seq": r.last_seq,
+            "macs_checked": r.macs_checked,
+            "checkpoints_checked": r.checkpoints_checked,
+            "external_checkpoints_checked": r.external_checkpoints_checked,
+            "chains": r.chains,
+            "root": hex(&r.root),
+            "format": r.format.map(|f| f.as_str()),
+            "failure": failure,
+        });
+        writeln!(out, "{v}")?;
+        return Ok(());
+    }
+    match &r.failure {
+        None => writeln!(
+            out,
+            "verified: {} entries in {} segments (seq 1..{}), {} MACs, {} checkpoints, {} kept checkpoints, root {}",
+            r.entries,
+            r.segments,
+            r.last_seq,
+            r.macs_checked,
+            r.checkpoints_checked,
+            r.external_checkpoints_checked,
+            hex(&r.root)
+        )?,
+        Some(f) => writeln!(out, "TAMPERED: {f}\n({} entries verified before it)", r.entries)?,
+    }
+    Ok(())
+}
