@@ -55,6 +55,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod acra;
 mod chain;
 mod checkpoint;
 mod line;
@@ -65,13 +66,13 @@ mod writer;
 pub use checkpoint::{
     Checkpoint, CheckpointSigner, CheckpointVerifier, KeyError, MAX_SIGNATURES, NoteError,
 };
+pub use line::{LineError, LineFormat, Seal, split_sealed, write_sealed};
 pub use merkle::{
     FrontierError, Hash, ProofError, Tree, consistency_proof, empty_root, inclusion_proof,
     leaf_hash, node_hash, verify_consistency, verify_inclusion,
 };
-pub use line::{LineError, LineFormat, Seal, split_sealed, write_sealed};
+pub use verify::{Bookmark, Failure, FailureKind, KeyLookup, Report, Verifier, VerifyError};
 pub use writer::{
     DurableHandle, Recovery, SealConfig, SealError, SealKeys, Sealer, SyncPolicy, list_segments,
     parse_segment_name, segment_name,
 };
-pub use verify::{Failure, FailureKind, KeyLookup, Report, Verifier, VerifyError};

@@ -268,6 +268,7 @@ struct State {
     offset: u64,
     last_seq: u64,
     prev_mac: Hash,
+    key_version: u32,
     tree_size: u64,
     frontier: Vec<Hash>,
 }
@@ -275,11 +276,12 @@ struct State {
 impl State {
     fn encode(&self) -> String {
         let mut s = format!(
-            "vigil-seal state v1\nsegment {}\noffset {}\nlast_seq {}\nprev_mac {}\ntree_size {}\n",
+            "vigil-seal state v1\nsegment {}\noffset {}\nlast_seq {}\nprev_mac {}\nkey_version {}\ntree_size {}\n",
             self.segment,
             self.offset,
             self.last_seq,
             hex(&self.prev_mac),
+            self.key_version,
             self.tree_size
         );
         for h in &self.frontier {
@@ -303,6 +305,7 @@ impl State {
         let offset = field("offset")?.parse().ok()?;
         let last_seq = field("last_seq")?.parse().ok()?;
         let prev_mac = unhex32(&field("prev_mac")?)?;
+        let key_version = field("key_version")?.parse().ok()?;
         let tree_size = field("tree_size")?.parse().ok()?;
         let mut frontier = Vec::new();
         for l in lines {
@@ -316,6 +319,7 @@ impl State {
             offset,
             last_seq,
             prev_mac,
+            key_version,
             tree_size,
             frontier,
         })
@@ -393,6 +397,7 @@ impl Sealer {
             cv: Condvar::new(),
             stop: AtomicBool::new(false),
         });
+        let previous_version = found.as_ref().map(|f| f.key_version).filter(|&v| v != 0);
         let (next_seq, prev_mac, tree, seg) = match found {
             Some(f) => {
                 let file = open_segment(&f.path)?;
@@ -459,6 +464,12 @@ impl Sealer {
             .field("first_seq", first)
             .field("format", sealer.cfg.format.as_str());
         sealer.seal_internal(started)?;
+        if let Some(old) = previous_version.filter(|&v| v != sealer.keys.version) {
+            let ev = Event::new(catalog::AUDIT_KEY_ROTATED, "audit key rotated at start")
+                .field("old_version", old)
+                .field("new_version", sealer.keys.version);
+            sealer.seal_internal(ev)?;
+        }
         if recovery.cut_bytes > 0 || recovery.corrupt_lines > 0 || recovery.rebuilt {
             let ev = Event::new(
                 catalog::AUDIT_RECOVERED,
@@ -586,6 +597,7 @@ impl Sealer {
             offset: self.seg.bytes,
             last_seq: self.next_seq - 1,
             prev_mac: self.prev_mac,
+            key_version: self.keys.version,
             tree_size: self.tree.size(),
             frontier: self.tree.frontier().to_vec(),
         };
@@ -896,6 +908,8 @@ fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<(), SealError> {
 
 /// Where recovery left the log.
 struct Found {
+    /// Key version of the last entry.
+    key_version: u32,
     path: PathBuf,
     first_seq: u64,
     len: u64,
@@ -924,6 +938,7 @@ fn recover(
     let mut tree = Tree::new();
     let mut last_seq = 0u64;
     let mut prev_mac = [0u8; 32];
+    let mut key_version = 0u32;
     match state.and_then(|s| {
         let idx = segments
             .iter()
@@ -937,6 +952,7 @@ fn recover(
             tree = t;
             last_seq = s.last_seq;
             prev_mac = s.prev_mac;
+            key_version = s.key_version;
         }
         None => rec.rebuilt = true,
     }
@@ -969,6 +985,7 @@ fn recover(
                 Ok((_, seal)) if seal.seq == last_seq + 1 || (last_seq == 0 && seal.seq >= 1) => {
                     last_seq = seal.seq;
                     prev_mac = seal.mac;
+                    key_version = seal.key_version;
                     rec.entries += 1;
                     rec.corrupt_lines += held.len() as u64;
                     for leaf in held.drain(..) {
@@ -1016,6 +1033,7 @@ fn recover(
     let (first_seq, path) = segments[last_idx].clone();
     Ok((
         Some(Found {
+            key_version,
             path,
             first_seq,
             len: found_len,

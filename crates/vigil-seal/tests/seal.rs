@@ -107,9 +107,14 @@ fn restart_and_key_rotation_continue_the_chain() {
         sealer.append(&mut event(i)).unwrap();
     }
     sealer.close().unwrap();
+    // A restart under version 2 of the key records the rotation too.
+    let (sealer, _) = Sealer::open(config(dir.path(), LineFormat::Json), keys(2)).unwrap();
+    sealer.close().unwrap();
     let r = verify_with_key(dir.path());
     assert!(r.verified(), "{:?}", r.failure);
-    assert_eq!(r.chains, 3, "first start, restart, rotation");
+    assert_eq!(r.chains, 4, "first start, restart, rotation, restart");
+    let text = segs_text(dir.path());
+    assert_eq!(text.matches("audit.key_rotated").count(), 1, "rotated once in a running writer");
     // Without version 2 of the key, the rotated chain cannot be checked.
     let only_v1 = |v: u32| {
         if v == 1 {
@@ -180,4 +185,16 @@ fn a_flipped_byte_is_found_at_its_seq() {
     assert_eq!(f.kind, FailureKind::Modified);
     assert_eq!(&f.file, target);
     assert!(f.seq.unwrap() <= seq);
+}
+
+#[test]
+fn a_restart_under_a_new_key_version_seals_the_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), LineFormat::Cef, 10);
+    let (sealer, _) = Sealer::open(config(dir.path(), LineFormat::Cef), keys(2)).unwrap();
+    sealer.close().unwrap();
+    let text = segs_text(dir.path());
+    assert_eq!(text.matches("audit.key_rotated").count(), 1);
+    let r = verify_with_key(dir.path());
+    assert!(r.verified(), "{:?}", r.failure);
 }

@@ -72,6 +72,51 @@ pub(crate) struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Verify audit logs written by Acra instead (files in chain order).
+    #[arg(long, requires = "acra_key")]
+    acra: bool,
+    /// Format of the Acra logs.
+    #[arg(long, requires = "acra", default_value = "plaintext", value_parser = ["plaintext", "json", "cef"])]
+    format: String,
+    /// Acra's audit key, 64 hex digits.
+    #[arg(long, requires = "acra", group = "acra_key", value_name = "HEX")]
+    key_hex: Option<String>,
+    /// A file holding Acra's audit key (32 raw bytes or 64 hex digits).
+    #[arg(long, requires = "acra", group = "acra_key", value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// With --acra: also fail on a missing end of the last chain and on unsigned lines inside a chain.
+    #[arg(long, requires = "acra")]
+    strict: bool,
+}
+
+fn verify_acra(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    use vigil_seal::acra::{AcraFormat, AcraVerifier};
+    let format: AcraFormat = match args.format.parse() {
+        Ok(f) => f,
+        Err(e) => anyhow::bail!("{e}"),
+    };
+    let verifier = match (&args.key_hex, &args.key_file) {
+        (Some(hex), _) => AcraVerifier::from_key_hex(format, hex),
+        (None, Some(file)) => AcraVerifier::from_key_file(format, file),
+        (None, None) => anyhow::bail!("--acra needs --key-hex HEX or --key-file FILE"),
+    };
+    let verifier = match verifier {
+        Ok(v) => v.strict(args.strict),
+        Err(e) => {
+            eprintln!("vigil verify: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    match verifier.verify(&args.paths) {
+        Ok(report) => {
+            println!("{report}");
+            Ok(if report.is_verified() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_BAD_INPUT) })
+        }
+        Err(e) => {
+            eprintln!("vigil verify: {e}");
+            Ok(ExitCode::from(EXIT_USAGE))
+        }
+    }
 }
 
 pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
@@ -199,6 +244,9 @@ fn log_origin(paths: &[PathBuf]) -> Option<String> {
 }
 
 pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    if args.acra {
+        return verify_acra(&args);
+    }
     if args.key_dir.is_none() && args.public_key.is_none() {
         eprintln!(
             "vigil verify: give --key-dir DIR (with VIGIL_MASTER_KEY) to check MACs, \

@@ -1,0 +1,112 @@
+//! `vigil audit append|checkpoint` and `vigil verify` through the binary.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use vigil_keys::{AUDIT_HMAC, CHECKPOINT_SIGNING, FileBackend, KeyStore, MasterKey};
+
+const MASTER: &str = "dmlnaWwtYXVkaXQtY2xpLXRlc3QtbWFzdGVyLWtleSE="; // 32 bytes
+
+fn vigil(args: &[&str], stdin: &[u8]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.args(args).env("VIGIL_MASTER_KEY", MASTER);
+    vigil_testkit::run_with_stdin(&mut cmd, stdin)
+}
+
+fn setup(dir: &Path) {
+    let store = KeyStore::new(
+        FileBackend::new(dir.join("keys")),
+        MasterKey::from_base64(MASTER).unwrap(),
+        None,
+    );
+    store.ensure(AUDIT_HMAC).unwrap();
+    store.ensure(CHECKPOINT_SIGNING).unwrap();
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn append_verify_tamper_and_truncate() {
+    let tmp = tempfile::tempdir().unwrap();
+    setup(tmp.path());
+    let audit = tmp.path().join("audit");
+    let keys = tmp.path().join("keys");
+    let events = vigil(&["demo", "--format", "json"], b"");
+    assert!(events.status.success());
+    let mut input = events.stdout.clone();
+    input.extend_from_slice(b"{\"code\":2000}\nnot json\n");
+    let out = vigil(&["audit", "append", "--dir", s(&audit), "--key-dir", s(&keys), "--origin", "db1"], &input);
+    assert_eq!(out.status.code(), Some(1), "malformed lines are rejected with exit 1");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stdin:17: missing field `message`"), "{err}");
+    assert!(err.contains("stdin:18:"), "{err}");
+    assert!(err.contains("sealed 16 events"), "{err}");
+
+    let ok = vigil(&["verify", s(&audit), "--key-dir", s(&keys), "--json"], b"");
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(report["verified"], true);
+    assert_eq!(report["macs_checked"], report["entries"]);
+
+    let vkey = vigil(&["keys", "public", "--key-dir", s(&keys), "--name", "db1"], b"");
+    assert!(vkey.status.success());
+    let vkey = String::from_utf8(vkey.stdout).unwrap().trim().to_owned();
+    let kept = vigil(&["audit", "checkpoint", "--dir", s(&audit)], b"");
+    assert!(kept.status.success());
+    let kept_path = tmp.path().join("kept.note");
+    std::fs::write(&kept_path, &kept.stdout).unwrap();
+    let public = vigil(&["verify", s(&audit), "--public-key", &vkey, "--checkpoint", s(&kept_path)], b"");
+    assert_eq!(public.status.code(), Some(0), "{}", String::from_utf8_lossy(&public.stdout));
+
+    // Cut the last two lines (the final checkpoint entry covers the entries
+    // before it, not itself): only the kept checkpoint reveals it.
+    let seg = audit.join("audit-00000000000000000001.log");
+    let text = std::fs::read_to_string(&seg).unwrap();
+    let cut: String = text.lines().take(text.lines().count() - 2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&seg, cut).unwrap();
+    let local = vigil(&["verify", s(&audit), "--public-key", &vkey], b"");
+    assert_eq!(local.status.code(), Some(0), "a cut tail alone is not detectable");
+    let against = vigil(&["verify", s(&audit), "--public-key", &vkey, "--checkpoint", s(&kept_path), "--json"], b"");
+    assert_eq!(against.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&against.stdout).unwrap();
+    assert_eq!(report["failure"]["kind"], "truncated_tail");
+
+    // Change one character of an entry.
+    std::fs::write(&seg, text.replacen("billing", "billinG", 1)).unwrap();
+    let tampered = vigil(&["verify", s(&audit), "--key-dir", s(&keys)], b"");
+    assert_eq!(tampered.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&tampered.stdout);
+    assert!(out.starts_with("TAMPERED: "), "{out}");
+    assert!(out.contains("modified"), "{out}");
+
+    // Usage errors: exit 2.
+    let none = vigil(&["verify", s(&audit)], b"");
+    assert_eq!(none.status.code(), Some(2));
+    let missing = vigil(&["verify", s(&tmp.path().join("nope")), "--key-dir", s(&keys)], b"");
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn verifies_acra_logs() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vigil-seal/testdata/acra");
+    let rot = fixtures.join("rotation/cef");
+    let files: Vec<String> = ["log.txt.2", "log.txt.1", "log.txt"]
+        .iter()
+        .map(|f| rot.join(f).to_str().unwrap().to_owned())
+        .collect();
+    let key = fixtures.join("key.hex");
+    let mut args = vec!["verify", "--acra", "--format", "cef", "--key-file", s(&key)];
+    args.extend(files.iter().map(String::as_str));
+    let ok = vigil(&args, b"");
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("integrity check successful"));
+    let other = fixtures.join("other.key.hex");
+    let mut args = vec!["verify", "--acra", "--format", "cef", "--key-file", s(&other)];
+    args.extend(files.iter().map(String::as_str));
+    let bad = vigil(&args, b"");
+    assert_eq!(bad.status.code(), Some(1));
+    let usage = vigil(&["verify", "--acra", "x"], b"");
+    assert_eq!(usage.status.code(), Some(2));
+}
