@@ -117,9 +117,8 @@ impl Checkpoint {
 /// Parses a canonical decimal `u64`: ASCII digits only, no sign, no leading
 /// zero unless the number is 0.
 fn parse_decimal(s: &str) -> Option<u64> {
-    let canonical = !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_digit())
-        && (s == "0" || !s.starts_with('0'));
+    let canonical =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
     if canonical { s.parse().ok() } else { None }
 }
 
@@ -132,7 +131,10 @@ fn has_control(s: &str) -> bool {
 /// Whether `name` is a valid key name: non-empty, no whitespace, no `+`, no
 /// control characters.
 fn is_valid_key_name(name: &str) -> bool {
-    !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c == '+' || c.is_control())
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c == '+' || c.is_control())
 }
 
 /// The Ed25519 key id: the first four bytes of
@@ -171,14 +173,18 @@ pub enum KeyError {
     BadPublicKey,
     /// The key name is empty or contains whitespace, `+` or a control
     /// character.
-    #[error("key name {name:?} is invalid: it must be non-empty, without whitespace, '+' or control characters")]
+    #[error(
+        "key name {name:?} is invalid: it must be non-empty, without whitespace, '+' or control characters"
+    )]
     InvalidKeyName {
         /// The rejected name.
         name: String,
     },
     /// The key id in the vkey is not the one computed from its name and key:
     /// the vkey was mistyped or tampered with.
-    #[error("verifier key states key id {stated:08x}, but its name and public key give {computed:08x}")]
+    #[error(
+        "verifier key states key id {stated:08x}, but its name and public key give {computed:08x}"
+    )]
     KeyIdMismatch {
         /// The key id written in the vkey.
         stated: u32,
@@ -186,7 +192,9 @@ pub enum KeyError {
         computed: u32,
     },
     /// The vkey is not `<name>+<8 hex digits>+<base64 key>`.
-    #[error("verifier key is malformed: {reason}; expected <name>+<8 hex digits>+<base64(0x01 || 32-byte key)>")]
+    #[error(
+        "verifier key is malformed: {reason}; expected <name>+<8 hex digits>+<base64(0x01 || 32-byte key)>"
+    )]
     MalformedVerifierKey {
         /// What part is wrong.
         reason: &'static str,
@@ -204,10 +212,14 @@ pub enum NoteError {
     #[error("checkpoint root line is not the standard base64 of a 32-byte hash")]
     BadRoot,
     /// The size line is not a canonical decimal `u64`.
-    #[error("checkpoint size line is not a decimal number without sign or leading zeros that fits in 64 bits")]
+    #[error(
+        "checkpoint size line is not a decimal number without sign or leading zeros that fits in 64 bits"
+    )]
     BadSize,
     /// The note contains an ASCII control character other than newline.
-    #[error("note contains control character {byte:#04x} at byte {offset}; only newline is allowed")]
+    #[error(
+        "note contains control character {byte:#04x} at byte {offset}; only newline is allowed"
+    )]
     ControlCharacter {
         /// The offending byte.
         byte: u8,
@@ -232,7 +244,9 @@ pub enum NoteError {
         key_name: String,
     },
     /// A signature line is not `— <key name> <base64 of at least 5 bytes>`.
-    #[error("signature line {line} is malformed; expected \"\u{2014} <key name> <base64(key id || signature)>\"")]
+    #[error(
+        "signature line {line} is malformed; expected \"\u{2014} <key name> <base64(key id || signature)>\""
+    )]
     MalformedSignature {
         /// 1-based line number in the note.
         line: usize,
@@ -256,7 +270,9 @@ pub enum NoteError {
     TooManySignatures,
     /// A checkpoint field to be signed contains a newline or another control
     /// character, so it cannot be written as a single note line.
-    #[error("checkpoint {field} contains a newline or another control character and cannot be signed")]
+    #[error(
+        "checkpoint {field} contains a newline or another control character and cannot be signed"
+    )]
     UnencodableField {
         /// Which field: `origin` or `extension`.
         field: &'static str,
@@ -335,7 +351,10 @@ impl fmt::Debug for CheckpointSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CheckpointSigner")
             .field("name", &self.name)
-            .field("key_id", &format_args!("{:08x}", u32::from_be_bytes(self.id)))
+            .field(
+                "key_id",
+                &format_args!("{:08x}", u32::from_be_bytes(self.id)),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -357,7 +376,9 @@ impl CheckpointVerifier {
     pub fn parse(vkey: &str) -> Result<Self, KeyError> {
         let malformed = |reason| KeyError::MalformedVerifierKey { reason };
         // The name has no '+', the hex id none either; the base64 may.
-        let (name, rest) = vkey.split_once('+').ok_or(malformed("no '+' after the name"))?;
+        let (name, rest) = vkey
+            .split_once('+')
+            .ok_or(malformed("no '+' after the name"))?;
         let (id_hex, key_b64) = rest
             .split_once('+')
             .ok_or(malformed("no '+' after the key id"))?;
@@ -373,9 +394,7 @@ impl CheckpointVerifier {
         let typed = BASE64
             .decode(key_b64)
             .map_err(|_| malformed("the key is not standard base64"))?;
-        let (&alg, key) = typed
-            .split_first()
-            .ok_or(malformed("the key is empty"))?;
+        let (&alg, key) = typed.split_first().ok_or(malformed("the key is empty"))?;
         if alg != ALG_ED25519 {
             return Err(KeyError::UnsupportedAlgorithm(alg));
         }
@@ -502,8 +521,9 @@ impl fmt::Display for CheckpointVerifier {
 }
 
 /// Parses a note's checkpoint without checking any signature (for
-/// verification without the public key, which still checks sizes and roots).
-pub(crate) fn parse_unverified(note: &str) -> Option<Checkpoint> {
+/// verification without the public key, which still checks sizes and roots,
+/// and to find the size a proof must be built for).
+pub fn parse_unverified(note: &str) -> Option<Checkpoint> {
     let (before, _) = note.rsplit_once("\n\n")?;
     let text = note.get(..before.len() + 1)?;
     Checkpoint::parse_body(text).ok()
@@ -515,7 +535,8 @@ mod tests {
 
     // The example of golang.org/x/mod/sumdb/note (note.go, example_test.go):
     // an independent implementation's key, text and signed note.
-    const GO_SKEY: &str = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+    const GO_SKEY: &str =
+        "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
     const GO_VKEY: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
     const GO_TEXT: &str = "If you think cryptography is the answer to your problem,\n\
                            then you don't know what your problem is.\n";
@@ -525,7 +546,8 @@ mod tests {
                            \u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
 
     fn go_signer() -> CheckpointSigner {
-        let b64 = GO_SKEY.rsplit('+').next().unwrap();
+        // PRIVATE+KEY+<name>+<id>+<base64>, and the base64 may hold a '+'.
+        let b64 = GO_SKEY.splitn(5, '+').nth(4).unwrap();
         let typed = BASE64.decode(b64).unwrap();
         assert_eq!(typed[0], ALG_ED25519);
         let seed: [u8; 32] = typed[1..].try_into().unwrap();
@@ -544,8 +566,8 @@ mod tests {
         let verifier = CheckpointVerifier::parse(GO_VKEY).unwrap();
         assert_eq!(verifier.key_id(), 0xc74f20a3);
         assert_eq!(verifier.open(GO_NOTE), Ok(GO_TEXT));
-        // Its text is not a checkpoint: the second line is not a size.
-        assert_eq!(verifier.verify(GO_NOTE), Err(NoteError::BadSize));
+        // Its text is not a checkpoint: two lines, no root.
+        assert_eq!(verifier.verify(GO_NOTE), Err(NoteError::MissingLines));
         let altered = GO_NOTE.replace("cryptography", "cryptographY");
         assert!(matches!(
             verifier.open(&altered),
@@ -558,7 +580,17 @@ mod tests {
         assert_eq!(parse_decimal("0"), Some(0));
         assert_eq!(parse_decimal("10"), Some(10));
         assert_eq!(parse_decimal("18446744073709551615"), Some(u64::MAX));
-        for bad in ["", "00", "01", "+1", "-1", " 1", "1 ", "18446744073709551616", "1e3"] {
+        for bad in [
+            "",
+            "00",
+            "01",
+            "+1",
+            "-1",
+            " 1",
+            "1 ",
+            "18446744073709551616",
+            "1e3",
+        ] {
             assert_eq!(parse_decimal(bad), None, "{bad:?}");
         }
     }

@@ -63,6 +63,7 @@ mod merkle;
 mod verify;
 mod writer;
 
+pub use checkpoint::parse_unverified as parse_note_unverified;
 pub use checkpoint::{
     Checkpoint, CheckpointSigner, CheckpointVerifier, KeyError, MAX_SIGNATURES, NoteError,
 };

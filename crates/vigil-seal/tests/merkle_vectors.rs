@@ -1,6 +1,8 @@
 //! The transparency-dev/merkle proof vectors (`testdata/merkle/`) and the
 //! RFC 6962 roots of the eight-leaf reference tree.
 
+#![allow(clippy::unwrap_used, clippy::string_slice)] // test helpers outside #[test] fns
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -45,10 +47,11 @@ const CONSISTENCY_FILES: usize = 98;
 /// `[]byte("don't care")`). A `Hash` cannot hold them, so these cases run
 /// with each placeholder replaced by a 32-byte stand-in (its leaf hash):
 /// their outcome does not depend on the hash values.
-const PLACEHOLDER_HAPPY_PATHS: [&str; 1] = ["consistency/additional/sizes-are-equal-one-and-proof-is-empty.json"];
+const PLACEHOLDER_HAPPY_PATHS: [&str; 1] =
+    ["consistency/additional/sizes-are-equal-one-and-proof-is-empty.json"];
 
 fn hex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex {s:?}");
+    assert!(s.len().is_multiple_of(2), "odd hex {s:?}");
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
@@ -87,7 +90,11 @@ fn vectors(kind: &str) -> Vec<(String, Value)> {
     files
         .into_iter()
         .map(|path| {
-            let name = path.strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+            let name = path
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             let json: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
             (name, json)
         })
@@ -133,7 +140,8 @@ fn run_inclusion(v: &Value, decode: Decode) -> Result<(), String> {
     let size = v["treeSize"].as_u64().unwrap();
     let leaf = to_hash(&bytes(&v["leafHash"]), decode).ok_or("leaf hash is not 32 bytes")?;
     let root = to_hash(&bytes(&v["root"]), decode).ok_or("root is not 32 bytes")?;
-    let proof = to_hashes(&proof_bytes(&v["proof"]), decode).ok_or("a proof hash is not 32 bytes")?;
+    let proof =
+        to_hashes(&proof_bytes(&v["proof"]), decode).ok_or("a proof hash is not 32 bytes")?;
     verify_inclusion(&leaf, index, size, &proof, &root).map_err(|e| e.to_string())
 }
 
@@ -143,7 +151,8 @@ fn run_consistency(v: &Value, decode: Decode) -> Result<(), String> {
     let size2 = v["size2"].as_u64().unwrap();
     let root1 = to_hash(&bytes(&v["root1"]), decode).ok_or("root1 is not 32 bytes")?;
     let root2 = to_hash(&bytes(&v["root2"]), decode).ok_or("root2 is not 32 bytes")?;
-    let proof = to_hashes(&proof_bytes(&v["proof"]), decode).ok_or("a proof hash is not 32 bytes")?;
+    let proof =
+        to_hashes(&proof_bytes(&v["proof"]), decode).ok_or("a proof hash is not 32 bytes")?;
     verify_consistency(size1, size2, &proof, &root1, &root2).map_err(|e| e.to_string())
 }
 
@@ -194,7 +203,10 @@ fn consistency_vectors_accept_exactly_the_happy_paths() {
 fn corrupted_vectors_rejected_by_decoding_only() {
     let mut by_decoding_only = Vec::new();
     for (kind, run) in [
-        ("inclusion", run_inclusion as fn(&Value, Decode) -> Result<(), String>),
+        (
+            "inclusion",
+            run_inclusion as fn(&Value, Decode) -> Result<(), String>,
+        ),
         ("consistency", run_consistency),
     ] {
         for (name, v) in vectors(kind) {
@@ -230,7 +242,11 @@ fn happy_path_proofs_match_generated_proofs() {
         assert_eq!(bytes(&v["leafHash"]), leaves[index as usize], "{name}");
         assert_eq!(bytes(&v["root"]), hex(ROOTS[size]), "{name}");
         let want = to_hashes(&proof_bytes(&v["proof"]), Decode::Strict).unwrap();
-        assert_eq!(inclusion_proof(&leaves[..size], index).unwrap(), want, "{name}");
+        assert_eq!(
+            inclusion_proof(&leaves[..size], index).unwrap(),
+            want,
+            "{name}"
+        );
         checked += 1;
     }
     for (name, v) in vectors("consistency") {
@@ -242,7 +258,11 @@ fn happy_path_proofs_match_generated_proofs() {
         assert_eq!(bytes(&v["root1"]), hex(ROOTS[size1 as usize]), "{name}");
         assert_eq!(bytes(&v["root2"]), hex(ROOTS[size2]), "{name}");
         let want = to_hashes(&proof_bytes(&v["proof"]), Decode::Strict).unwrap();
-        assert_eq!(consistency_proof(&leaves[..size2], size1).unwrap(), want, "{name}");
+        assert_eq!(
+            consistency_proof(&leaves[..size2], size1).unwrap(),
+            want,
+            "{name}"
+        );
         checked += 1;
     }
     assert_eq!(checked, 10);

@@ -30,6 +30,149 @@ pub(crate) enum AuditCommand {
     },
 }
 
+/// `vigil prove …`
+#[derive(Debug, Args)]
+pub(crate) struct ProveArgs {
+    /// The audit directory.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// The entry to prove.
+    #[arg(long, value_name = "N")]
+    seq: u64,
+    /// The checkpoint to prove it against (default: DIR/checkpoint).
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
+}
+
+/// `vigil verify-proof …`
+#[derive(Debug, Args)]
+pub(crate) struct VerifyProofArgs {
+    /// The proof, as printed by `vigil prove`.
+    #[arg(value_name = "FILE")]
+    proof: PathBuf,
+    /// The checkpoint verifier key (from `vigil keys public`), or @FILE.
+    #[arg(long, value_name = "VKEY")]
+    public_key: String,
+}
+
+/// Prints an inclusion proof of one entry against a checkpoint: the entry,
+/// its index, the proof hashes and the signed note, as JSON.
+pub(crate) fn prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
+    let cp_path = args.checkpoint.unwrap_or_else(|| args.dir.join("checkpoint"));
+    let note = std::fs::read_to_string(&cp_path)
+        .with_context(|| format!("cannot read checkpoint {}", cp_path.display()))?;
+    let cp = vigil_seal::parse_note_unverified(&note)
+        .with_context(|| format!("{} is not a checkpoint note", cp_path.display()))?;
+    if args.seq == 0 || args.seq > cp.size {
+        eprintln!(
+            "vigil prove: seq {} is not covered by the checkpoint, which covers seq 1..{}",
+            args.seq, cp.size
+        );
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    let segments = list_segments(&args.dir).with_context(|| format!("cannot read {}", args.dir.display()))?;
+    let mut leaves = Vec::with_capacity(usize::try_from(cp.size).unwrap_or(0));
+    let mut entry = None;
+    'files: for (_, path) in &segments {
+        let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        for line in io::BufReader::new(file).split(b'\n') {
+            let line = line.with_context(|| format!("cannot read {}", path.display()))?;
+            if leaves.len() as u64 == cp.size {
+                break 'files;
+            }
+            leaves.push(vigil_seal::leaf_hash(&line));
+            if leaves.len() as u64 == args.seq {
+                entry = Some(String::from_utf8(line).context("the entry is not UTF-8")?);
+            }
+        }
+    }
+    let (Some(entry), true) = (entry, leaves.len() as u64 == cp.size) else {
+        eprintln!("vigil prove: the log has {} entries, fewer than the checkpoint's {}", leaves.len(), cp.size);
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    };
+    let proof = vigil_seal::inclusion_proof(&leaves, args.seq - 1).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let out = serde_json::json!({
+        "origin": cp.origin,
+        "seq": args.seq,
+        "index": args.seq - 1,
+        "tree_size": cp.size,
+        "entry": entry,
+        "proof": proof.iter().map(|h| hex(h)).collect::<Vec<_>>(),
+        "checkpoint": note,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Checks a proof from `vigil prove` with the public key only.
+pub(crate) fn verify_proof(args: VerifyProofArgs) -> anyhow::Result<ExitCode> {
+    let verifier = parse_vkey(&args.public_key)?;
+    let text = std::fs::read_to_string(&args.proof)
+        .with_context(|| format!("cannot read {}", args.proof.display()))?;
+    let fail = |msg: String| {
+        println!("NOT PROVEN: {msg}");
+        Ok(ExitCode::from(EXIT_BAD_INPUT))
+    };
+    let v: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => return fail(format!("{} is not a proof: {e}", args.proof.display())),
+    };
+    let (Some(entry), Some(seq), Some(note), Some(proof)) = (
+        v["entry"].as_str(),
+        v["seq"].as_u64(),
+        v["checkpoint"].as_str(),
+        v["proof"].as_array(),
+    ) else {
+        return fail("the proof lacks entry, seq, checkpoint or proof".into());
+    };
+    let cp = match verifier.verify(note) {
+        Ok(cp) => cp,
+        Err(e) => return fail(format!("the checkpoint's signature does not verify: {e}")),
+    };
+    let hashes: Option<Vec<[u8; 32]>> = proof.iter().map(|h| h.as_str().and_then(unhex32)).collect();
+    let Some(hashes) = hashes else {
+        return fail("a proof hash is not 64 hex digits".into());
+    };
+    let sealed_seq = [LineFormat::Json, LineFormat::Text, LineFormat::Cef]
+        .into_iter()
+        .find_map(|f| split_sealed(f, entry.as_bytes()).ok().map(|(_, s)| s.seq));
+    if sealed_seq != Some(seq) {
+        return fail(format!("the entry is not sealed entry {seq}"));
+    }
+    let leaf = vigil_seal::leaf_hash(entry.as_bytes());
+    match vigil_seal::verify_inclusion(&leaf, seq - 1, cp.size, &hashes, &cp.root) {
+        Ok(()) => {
+            println!(
+                "proven: entry {seq} is in the audit log of {} as checkpointed at {} entries",
+                cp.origin, cp.size
+            );
+            println!("{entry}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => fail(format!("the inclusion proof does not verify: {e}")),
+    }
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn parse_vkey(arg: &str) -> anyhow::Result<CheckpointVerifier> {
+    let text = match arg.strip_prefix('@') {
+        Some(file) => std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the public key file {file}"))?,
+        None => arg.to_owned(),
+    };
+    CheckpointVerifier::parse(text.trim()).map_err(|e| anyhow::anyhow!("public key: {e}"))
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct AppendArgs {
     /// The audit directory (created if missing).
@@ -261,14 +404,7 @@ pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         Some(Zeroizing::new(*secret.expose()))
     };
     let public = match (&args.public_key, &store) {
-        (Some(vkey), _) => {
-            let text = match vkey.strip_prefix('@') {
-                Some(file) => std::fs::read_to_string(file)
-                    .with_context(|| format!("cannot read the public key file {file}"))?,
-                None => vkey.clone(),
-            };
-            Some(CheckpointVerifier::parse(text.trim()).map_err(|e| anyhow::anyhow!("public key: {e}"))?)
-        }
+        (Some(vkey), _) => Some(parse_vkey(vkey)?),
         // With the key directory, derive the verifier from the signing key.
         (None, Some(store)) => match (log_origin(&args.paths), store.load_current(CHECKPOINT_SIGNING)) {
             (Some(origin), Ok((_, seed))) => CheckpointSigner::new(origin, seed.expose()).ok().map(|s| s.verifier()),

@@ -62,6 +62,10 @@ enum Command {
     /// Generate, list, rotate keys and print the public checkpoint key.
     #[command(subcommand)]
     Keys(crate::keys_cmd::KeysCommand),
+    /// Print an inclusion proof of one sealed entry against a checkpoint.
+    Prove(crate::audit_cmd::ProveArgs),
+    /// Check a proof from `vigil prove` with the public key alone, without the log.
+    VerifyProof(crate::audit_cmd::VerifyProofArgs),
     /// Re-export events: read vigil JSON lines on standard input, write them in FMT.
     Convert {
         /// Output format.
@@ -93,6 +97,8 @@ pub fn main() -> ExitCode {
         Command::Keys(cmd) => crate::keys_cmd::run(cmd),
         Command::Audit(cmd) => crate::audit_cmd::run(cmd),
         Command::Verify(args) => crate::audit_cmd::verify(args),
+        Command::Prove(args) => crate::audit_cmd::prove(args),
+        Command::VerifyProof(args) => crate::audit_cmd::verify_proof(args),
     };
     match result {
         Ok(code) => code,

@@ -110,3 +110,37 @@ fn verifies_acra_logs() {
     let usage = vigil(&["verify", "--acra", "x"], b"");
     assert_eq!(usage.status.code(), Some(2));
 }
+
+#[test]
+fn proves_one_entry_without_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    setup(tmp.path());
+    let audit = tmp.path().join("audit");
+    let keys = tmp.path().join("keys");
+    let events = vigil(&["demo", "--format", "json"], b"");
+    let out = vigil(&["audit", "append", "--dir", s(&audit), "--key-dir", s(&keys), "--origin", "db1"], &events.stdout);
+    assert!(out.status.success());
+    let vkey = vigil(&["keys", "public", "--key-dir", s(&keys), "--name", "db1"], b"");
+    let vkey = String::from_utf8(vkey.stdout).unwrap().trim().to_owned();
+    let proof = vigil(&["prove", "--dir", s(&audit), "--seq", "7"], b"");
+    assert!(proof.status.success(), "{}", String::from_utf8_lossy(&proof.stderr));
+    let proof_path = tmp.path().join("proof.json");
+    std::fs::write(&proof_path, &proof.stdout).unwrap();
+    // The log is not needed: remove it.
+    std::fs::remove_dir_all(&audit).unwrap();
+    let ok = vigil(&["verify-proof", s(&proof_path), "--public-key", &vkey], b"");
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("entry 7 is in the audit log of db1"));
+
+    // Any change to the shown entry breaks the proof.
+    let mut v: serde_json::Value = serde_json::from_slice(&proof.stdout).unwrap();
+    let entry = v["entry"].as_str().unwrap().replacen("success", "failure", 1);
+    v["entry"] = entry.into();
+    std::fs::write(&proof_path, v.to_string()).unwrap();
+    let bad = vigil(&["verify-proof", s(&proof_path), "--public-key", &vkey], b"");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).starts_with("NOT PROVEN"));
+
+    let beyond = vigil(&["prove", "--dir", s(&tmp.path().join("x")), "--seq", "7"], b"");
+    assert_eq!(beyond.status.code(), Some(2));
+}
