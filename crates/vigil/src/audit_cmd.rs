@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use vigil_event::Event;
+use vigil_event::{Emitter, Event, Format};
+use vigil_ship::{Pipeline, SinkSpec, Target};
 use vigil_keys::{AUDIT_HMAC, CHECKPOINT_SIGNING, FileBackend, KeyStore, MasterKey};
 use vigil_seal::{
     CheckpointSigner, CheckpointVerifier, LineFormat, Report, SealConfig, SealKeys, Sealer,
@@ -284,14 +285,33 @@ fn host_name() -> String {
         .unwrap_or_else(|| "vigil".to_owned())
 }
 
-fn open_store(key_dir: &Path) -> anyhow::Result<KeyStore> {
-    let master = MasterKey::from_env(None).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(KeyStore::new(FileBackend::new(key_dir), master, None))
+fn open_store(key_dir: &Path, events: Option<&Emitter>) -> anyhow::Result<KeyStore> {
+    let master = MasterKey::from_env(events).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(KeyStore::new(FileBackend::new(key_dir), master, events.cloned()))
+}
+
+/// A pipeline that writes the command's own events (key loads, recovery,
+/// write failures) to standard error as text.
+fn stderr_events(origin: &str) -> anyhow::Result<(Pipeline, Emitter)> {
+    Pipeline::builder()
+        .origin(origin)
+        .sink(SinkSpec::new("stderr", Target::Stderr).format(Format::Text))
+        .start()
+        .context("cannot start the event pipeline")
 }
 
 fn append(args: AppendArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(&args.key_dir)?;
-    let origin = args.origin.unwrap_or_else(host_name);
+    let origin = args.origin.clone().unwrap_or_else(host_name);
+    let (pipeline, events) = stderr_events(&origin)?;
+    let result = append_with(args, origin, &events);
+    drop(events);
+    // Events first, then the error line, last.
+    let _ = pipeline.shutdown();
+    result
+}
+
+fn append_with(args: AppendArgs, origin: String, events: &Emitter) -> anyhow::Result<ExitCode> {
+    let store = open_store(&args.key_dir, Some(events))?;
     let (version, audit_key) =
         store.load_current(AUDIT_HMAC).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (_, seed) = store.load_current(CHECKPOINT_SIGNING).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -305,7 +325,18 @@ fn append(args: AppendArgs) -> anyhow::Result<ExitCode> {
         "never" => SyncPolicy::Never,
         _ => SyncPolicy::Interval(SyncPolicy::DEFAULT_INTERVAL),
     };
-    let (mut sealer, recovery) = Sealer::open(cfg, keys).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (mut sealer, recovery) = match Sealer::open(cfg, keys) {
+        Ok(opened) => opened,
+        Err(e) => {
+            events.emit(write_failed(&e));
+            anyhow::bail!("{e}");
+        }
+    };
+    for event in sealer.take_generated() {
+        if event.kind == vigil_event::catalog::AUDIT_RECOVERED {
+            events.emit(event);
+        }
+    }
     if recovery.cut_bytes > 0 || recovery.corrupt_lines > 0 {
         eprintln!(
             "vigil audit: recovered {}: cut {} torn bytes, {} corrupt lines left in place",
@@ -342,9 +373,10 @@ fn append(args: AppendArgs) -> anyhow::Result<ExitCode> {
         }
         match Event::from_json(line) {
             Ok(mut event) => {
-                sealer.append(&mut event).map_err(|e| anyhow::anyhow!("{e}"))?;
-                if let Some(e) = sealer.take_error() {
-                    anyhow::bail!("{e}");
+                let appended = sealer.append(&mut event).map(|_| ());
+                if let Some(e) = appended.err().or_else(|| sealer.take_error()) {
+                    events.emit(write_failed(&e));
+                    anyhow::bail!("{e}; {sealed_count} events were sealed before it", sealed_count = sealed_total(&sealer));
                 }
                 sealed += 1;
                 ack(&mut sealer, false)?;
@@ -356,13 +388,26 @@ fn append(args: AppendArgs) -> anyhow::Result<ExitCode> {
         }
     }
     ack(&mut sealer, true)?;
-    sealer.close().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Err(e) = sealer.close() {
+        events.emit(write_failed(&e));
+        anyhow::bail!("{e}");
+    }
     eprintln!("vigil audit append: sealed {sealed} events into {}", args.dir.display());
     if rejected > 0 {
         eprintln!("vigil audit append: {rejected} line(s) rejected");
         return Ok(ExitCode::from(EXIT_BAD_INPUT));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn write_failed(e: &vigil_seal::SealError) -> Event {
+    Event::new(vigil_event::catalog::AUDIT_WRITE_FAILED, format!("the audit log cannot be written: {e}"))
+        .field("reason", e.to_string())
+}
+
+/// Entries in the log so far.
+fn sealed_total(sealer: &Sealer) -> u64 {
+    sealer.next_seq() - 1
 }
 
 /// The origin that starts the log's first chain, read from its first line.
@@ -397,7 +442,7 @@ pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_USAGE));
     }
-    let store = args.key_dir.as_deref().map(open_store).transpose()?;
+    let store = args.key_dir.as_deref().map(|dir| open_store(dir, None)).transpose()?;
     let lookup = |version: u32| {
         let store = store.as_ref()?;
         let secret = store.load(AUDIT_HMAC, version).ok()?;
