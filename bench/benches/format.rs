@@ -2,15 +2,22 @@
 //! format into a reused buffer. Results are in BENCHMARKS.md.
 //!
 //! Run with `cargo bench -p vigil-bench --bench format`.
+//!
+//! With `VIGIL_FORMAT_ITERS=<format>:<n>` the binary instead writes the event
+//! `n` times in that format and exits, without criterion: run it under
+//! `valgrind --tool=cachegrind` with two values of `n` to count instructions
+//! per record, a measure that a busy machine does not disturb. It also prints
+//! the time per record; the minimum over repeated runs is the figure least
+//! disturbed by other processes.
 
 use std::hint::black_box;
 use std::sync::Arc;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use vigil_event::{Event, Format, Session, SyslogOptions, Timestamp, catalog};
 
 /// A `statement.executed` event as the proxy emits it: a TLS session, a
-/// fingerprint and a redacted query of about 120 bytes; about 300 bytes of
+/// fingerprint and a redacted query of 114 bytes; about 340 bytes of
 /// values in all.
 fn statement_event() -> Event {
     let session = Session {
@@ -30,7 +37,7 @@ fn statement_event() -> Event {
         .fingerprint(0x9f3c_0a51_77e2_b4d8)
         .field(
             "query",
-            "SELECT o.id, o.total, o.status FROM orders o WHERE o.customer_id = $1 AND o.created_at > $2 LIMIT $3",
+            "SELECT o.id, o.total, o.status FROM orders o WHERE o.customer_id = $1 AND o.created_at > $2 ORDER BY o.id LIMIT $3",
         )
         .field("class", "read")
         .field("protocol", "extended")
@@ -42,22 +49,25 @@ fn statement_event() -> Event {
     ev
 }
 
-fn formats(c: &mut Criterion) {
-    let ev = statement_event();
-    let syslog = SyslogOptions {
+fn syslog() -> SyslogOptions {
+    SyslogOptions {
         facility: 13,
         hostname: "db-proxy-1".to_owned(),
         app_name: "vigil".to_owned(),
         procid: Some(4242),
         escape_control: true,
-    };
+    }
+}
+
+fn formats(c: &mut Criterion) {
+    let ev = statement_event();
     let mut group = c.benchmark_group("format");
     group.throughput(Throughput::Elements(1));
     for format in [
         Format::Json,
         Format::Text,
         Format::Cef,
-        Format::Syslog(syslog),
+        Format::Syslog(syslog()),
         Format::Ocsf,
     ] {
         let mut buf = Vec::with_capacity(4096);
@@ -75,4 +85,37 @@ fn formats(c: &mut Criterion) {
 }
 
 criterion_group!(benches, formats);
-criterion_main!(benches);
+
+/// `VIGIL_FORMAT_ITERS=<format>:<n>`: write the event `n` times and print the
+/// time per record.
+fn count_mode(spec: &str) {
+    let (name, n) = spec
+        .split_once(':')
+        .expect("VIGIL_FORMAT_ITERS is <format>:<n>");
+    let format = match name {
+        "syslog" => Format::Syslog(syslog()),
+        other => Format::from_name(other).expect("a format name"),
+    };
+    let n: u64 = n.parse().expect("a count");
+    let ev = statement_event();
+    let mut buf = Vec::with_capacity(4096);
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        buf.clear();
+        format.write(black_box(&ev), &mut buf);
+        black_box(buf.len());
+    }
+    if n > 0 {
+        let ns = start.elapsed().as_nanos() as f64 / n as f64;
+        println!("{name} {ns:.1} ns/record");
+    }
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("VIGIL_FORMAT_ITERS") {
+        count_mode(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

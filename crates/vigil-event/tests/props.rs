@@ -200,11 +200,9 @@ fn addr_text(a: SocketAddr) -> String {
     }
 }
 
+/// 256 cases, or `PROPTEST_CASES`.
 fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 200,
-        ..ProptestConfig::default()
-    }
+    ProptestConfig::default()
 }
 
 // ---------------------------------------------------------------------------

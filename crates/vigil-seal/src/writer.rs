@@ -581,9 +581,12 @@ impl Sealer {
             .signer
             .sign(&cp)
             .map_err(|e| SealError::Sign(e.to_string()))?;
+        // The note travels in the event too, so every sink carries an
+        // off-host copy of every checkpoint.
         let ev = Event::new(catalog::AUDIT_CHECKPOINT, "checkpoint")
             .field("tree_size", cp.size)
-            .field("root", hex(&cp.root));
+            .field("root", hex(&cp.root))
+            .field("note", note.clone());
         let mut ev = ev;
         self.seal(&mut ev, Some(note.clone()))?;
         self.generated.push(ev);

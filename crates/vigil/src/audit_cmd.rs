@@ -347,26 +347,25 @@ fn append_with(args: AppendArgs, origin: String, events: &Emitter) -> anyhow::Re
     }
     let mut rejected = 0u64;
     let mut sealed = 0u64;
-    let durable = sealer.durable();
-    let mut acked = 0u64;
-    let mut stdout = io::stdout().lock();
-    let mut ack = |sealer: &mut Sealer, force: bool| -> anyhow::Result<()> {
-        if !args.ack {
-            return Ok(());
-        }
-        sealer.flush().map_err(|e| anyhow::anyhow!("{e}"))?;
-        if force {
-            durable.wait(sealer.next_seq() - 1, std::time::Duration::from_secs(5));
-        }
-        let synced = durable.synced();
-        if synced > acked {
-            acked = synced;
-            writeln!(stdout, "durable {synced}").and_then(|()| stdout.flush())?;
+    // With --ack, a thread reports durability as the group commits land.
+    let acker = args.ack.then(|| spawn_acker(sealer.durable()));
+    let ack = |sealer: &mut Sealer| -> anyhow::Result<()> {
+        if args.ack {
+            // Hand each line to the operating system at once, for the syncer.
+            sealer.flush().map_err(|e| anyhow::anyhow!("{e}"))?;
         }
         Ok(())
     };
+    // SIGUSR1 rotates the audit key: a new version in the keystore, and a
+    // new chain under it, linked to the old one.
+    let rotate = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, rotate.clone())
+        .context("cannot install the SIGUSR1 handler")?;
     for (i, line) in io::stdin().lock().split(b'\n').enumerate() {
         let line = line.context("cannot read standard input")?;
+        if rotate.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            rotate_audit_key(&store, &mut sealer, events)?;
+        }
         let line = line.strip_suffix(b"\r").unwrap_or(&line);
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -379,7 +378,9 @@ fn append_with(args: AppendArgs, origin: String, events: &Emitter) -> anyhow::Re
                     anyhow::bail!("{e}; {sealed_count} events were sealed before it", sealed_count = sealed_total(&sealer));
                 }
                 sealed += 1;
-                ack(&mut sealer, false)?;
+                // Checkpoints and segment starts are sealed; nothing else to do with them here.
+                drop(sealer.take_generated());
+                ack(&mut sealer)?;
             }
             Err(e) => {
                 rejected += 1;
@@ -387,8 +388,12 @@ fn append_with(args: AppendArgs, origin: String, events: &Emitter) -> anyhow::Re
             }
         }
     }
-    ack(&mut sealer, true)?;
-    if let Err(e) = sealer.close() {
+    let closed = sealer.close();
+    if let Some((stop, handle)) = acker {
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        let _ = handle.join();
+    }
+    if let Err(e) = closed {
         events.emit(write_failed(&e));
         anyhow::bail!("{e}");
     }
@@ -398,6 +403,53 @@ fn append_with(args: AppendArgs, origin: String, events: &Emitter) -> anyhow::Re
         return Ok(ExitCode::from(EXIT_BAD_INPUT));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+type Acker = (std::sync::Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>);
+
+/// Prints `durable N` each time entries up to N are on disk, until stopped;
+/// then prints the final state once more.
+fn spawn_acker(durable: vigil_seal::DurableHandle) -> Acker {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let mut acked = 0u64;
+        let mut out = io::stdout();
+        loop {
+            let stopping = flag.load(Ordering::Acquire);
+            durable.wait(acked + 1, std::time::Duration::from_millis(20));
+            let synced = durable.synced();
+            if synced > acked {
+                acked = synced;
+                if writeln!(out, "durable {synced}").and_then(|()| out.flush()).is_err() {
+                    return;
+                }
+            }
+            if stopping {
+                return;
+            }
+        }
+    });
+    (stop, handle)
+}
+
+fn rotate_audit_key(store: &KeyStore, sealer: &mut Sealer, events: &Emitter) -> anyhow::Result<()> {
+    let mut received = Event::new(vigil_event::catalog::SIGNAL_SIGUSR1, "SIGUSR1 received: rotating the audit key");
+    sealer.append(&mut received).map_err(|e| anyhow::anyhow!("{e}"))?;
+    events.emit(received);
+    let version = store.rotate(AUDIT_HMAC).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = store.load(AUDIT_HMAC, version).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Err(e) = sealer.rotate_key(version, Zeroizing::new(*key.expose())) {
+        events.emit(write_failed(&e));
+        anyhow::bail!("{e}");
+    }
+    for event in sealer.take_generated() {
+        if event.kind == vigil_event::catalog::AUDIT_KEY_ROTATED {
+            events.emit(event);
+        }
+    }
+    Ok(())
 }
 
 fn write_failed(e: &vigil_seal::SealError) -> Event {

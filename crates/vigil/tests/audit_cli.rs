@@ -144,3 +144,51 @@ fn proves_one_entry_without_the_log() {
     let beyond = vigil(&["prove", "--dir", s(&tmp.path().join("x")), "--seq", "7"], b"");
     assert_eq!(beyond.status.code(), Some(2));
 }
+
+#[test]
+fn sigusr1_rotates_the_audit_key_of_a_running_writer() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap();
+    setup(tmp.path());
+    let audit = tmp.path().join("audit");
+    let keys = tmp.path().join("keys");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["audit", "append", "--dir", s(&audit), "--key-dir", s(&keys), "--origin", "db1", "--ack"])
+        .env("VIGIL_MASTER_KEY", MASTER)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut acks = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = b"{\"code\":2000,\"message\":\"statement executed\"}\n";
+    stdin.write_all(line).unwrap();
+    // The first acknowledgement shows the handler is installed.
+    assert!(acks.next().unwrap().unwrap().starts_with("durable "));
+    let killed = Command::new("kill").args(["-USR1", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    for _ in 0..5 {
+        stdin.write_all(line).unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("audit.key_rotated"), "{err}");
+    let log: String = std::fs::read_dir(&audit)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            p.extension().is_some_and(|x| x == "log").then(|| std::fs::read_to_string(p).unwrap())
+        })
+        .collect();
+    assert!(log.contains("signal.sigusr1_received"));
+    assert!(log.contains("\"key\":2"), "entries after the rotation use key version 2");
+    let ok = vigil(&["verify", s(&audit), "--key-dir", s(&keys), "--json"], b"");
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
+    let report: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(report["chains"], 2, "verification spans the rotation");
+}

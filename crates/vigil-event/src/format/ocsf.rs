@@ -16,13 +16,15 @@ use crate::event::{Event, Field, Outcome, Session, Value};
 /// Where a class puts session facts.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Shape {
-    /// 1008 Event Log Activity, 6002 Application Lifecycle: nowhere.
+    /// 1008 Event Log Activity: nowhere.
     Plain,
+    /// 6002 Application Lifecycle: nowhere; `app` is vigil itself.
+    Lifecycle,
     /// 2004 Detection Finding: `evidences[0]`.
     Finding,
     /// 3002 Authentication: endpoints, `user`, `actor.app_name`.
     Authentication,
-    /// 3004 Entity Management: `src_endpoint`, `actor`.
+    /// 3004 Entity Management: `entity`, `src_endpoint`, `actor`.
     Entity,
     /// 4001 Network Activity: endpoints, `app_name`, `tls`.
     Network,
@@ -92,7 +94,7 @@ fn class(uid: u32) -> (&'static str, &'static [&'static str], Shape) {
                 "Unknown", "Install", "Remove", "Start", "Stop", "Restart", "Enable", "Disable",
                 "Update",
             ],
-            Shape::Plain,
+            Shape::Lifecycle,
         ),
         6005 => (
             "Datastore Activity",
@@ -118,6 +120,13 @@ fn category_name(uid: u32) -> &'static str {
         _ => "Uncategorized",
     }
 }
+
+/// `metadata.product`, and `app` of Application Lifecycle: vigil itself.
+const PRODUCT: &str = concat!(
+    "{\"name\":\"vigil\",\"vendor_name\":\"vigil\",\"version\":\"",
+    env!("CARGO_PKG_VERSION"),
+    "\"}"
+);
 
 const SEVERITY: [&str; 7] = [
     "Unknown",
@@ -200,9 +209,9 @@ pub(super) fn write(ev: &Event, out: &mut Vec<u8>) {
         write_str(out, v);
     }
 
-    out.extend_from_slice(b",\"metadata\":{\"version\":\"1.3.0\",\"product\":{\"name\":\"vigil\",\"vendor_name\":\"vigil\",\"version\":\"");
-    out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
-    out.extend_from_slice(b"\"},\"uid\":");
+    out.extend_from_slice(b",\"metadata\":{\"version\":\"1.3.0\",\"product\":");
+    out.extend_from_slice(PRODUCT.as_bytes());
+    out.extend_from_slice(b",\"uid\":");
     write_uid(out, ev);
     out.extend_from_slice(b",\"sequence\":");
     push_u64(out, ev.seq);
@@ -216,6 +225,10 @@ pub(super) fn write(ev: &Event, out: &mut Vec<u8>) {
     let mut placed = Placed::default();
     match shape {
         Shape::Plain => {}
+        Shape::Lifecycle => {
+            out.extend_from_slice(b",\"app\":");
+            out.extend_from_slice(PRODUCT.as_bytes());
+        }
         Shape::Finding => {
             out.extend_from_slice(b",\"finding_info\":{\"title\":");
             write_str(out, &ev.message);
@@ -257,8 +270,13 @@ pub(super) fn write(ev: &Event, out: &mut Vec<u8>) {
             }
             out.push(b'}');
             if let Some(s) = s {
+                // IAM classes have `src_endpoint` but no `dst_endpoint`.
                 let mut first = false;
-                endpoints(out, s, &mut first, &mut placed);
+                if let Some(a) = s.client {
+                    member(out, &mut first, b"src_endpoint");
+                    endpoint(out, a);
+                    placed.client = true;
+                }
                 actor(out, s, &mut first, &mut placed);
             }
         }

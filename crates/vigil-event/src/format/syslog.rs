@@ -34,6 +34,12 @@ use super::json::session_strings;
 use super::util::{escape, push_addr, push_hex16, push_i64, push_u64, swar, table};
 use crate::event::{Event, Severity, Value};
 
+/// This process's id, asked of the kernel once.
+fn pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
 /// RFC 5424 PRI: facility (capped at 23) × 8 + severity.
 pub(super) fn pri(facility: u8, severity: Severity) -> u8 {
     facility.min(23) * 8 + severity.syslog()
@@ -50,7 +56,7 @@ pub(super) fn write(ev: &Event, opts: &SyslogOptions, out: &mut Vec<u8>) {
     out.push(b' ');
     header_field(out, &opts.app_name, 48);
     out.push(b' ');
-    push_u64(out, u64::from(opts.procid.unwrap_or_else(std::process::id)));
+    push_u64(out, u64::from(opts.procid.unwrap_or_else(pid)));
     out.push(b' ');
     debug_assert!(ev.kind.name().len() <= 32);
     out.extend_from_slice(ev.kind.name().as_bytes());
@@ -217,6 +223,23 @@ mod tests {
                 assert_eq!((p >> 3, p & 7), (fac, sev.syslog()));
             }
         }
+    }
+
+    #[test]
+    fn procid_defaults_to_this_process() {
+        let opts = SyslogOptions {
+            procid: None,
+            ..SyslogOptions::default()
+        };
+        let mut out = Vec::new();
+        write(
+            &crate::Event::new(crate::catalog::SERVICE_STARTED, "x"),
+            &opts,
+            &mut out,
+        );
+        let line = String::from_utf8(out).unwrap();
+        let procid = line.split(' ').nth(4).unwrap();
+        assert_eq!(procid, std::process::id().to_string(), "{line}");
     }
 
     #[test]

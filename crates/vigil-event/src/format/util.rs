@@ -36,8 +36,7 @@ pub(super) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
         i -= 1;
         buf[i] = b'0' + n as u8;
     }
-    // A byte loop: cheaper than a memmove call for at most 20 bytes.
-    out.extend(buf[i..].iter().copied());
+    out.extend_from_slice(&buf[i..]);
 }
 
 /// Appends `n` in decimal with a leading `-` when negative.
@@ -70,14 +69,26 @@ pub(super) fn push_hex2(out: &mut Vec<u8>, b: u8) {
 pub(super) fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, c, d] = v4.octets();
-            push_u64(out, u64::from(a));
-            out.push(b'.');
-            push_u64(out, u64::from(b));
-            out.push(b'.');
-            push_u64(out, u64::from(c));
-            out.push(b'.');
-            push_u64(out, u64::from(d));
+            // At most 15 bytes, built on the stack and appended at once.
+            let mut buf = [0u8; 15];
+            let mut len = 0;
+            for (k, o) in v4.octets().into_iter().enumerate() {
+                if k > 0 {
+                    buf[len] = b'.';
+                    len += 1;
+                }
+                if o >= 100 {
+                    buf[len] = b'0' + o / 100;
+                    len += 1;
+                }
+                if o >= 10 {
+                    buf[len] = b'0' + o / 10 % 10;
+                    len += 1;
+                }
+                buf[len] = b'0' + o % 10;
+                len += 1;
+            }
+            out.extend_from_slice(&buf[..len]);
         }
         // Writing to a Vec cannot fail.
         IpAddr::V6(v6) => {
@@ -170,11 +181,12 @@ pub(super) mod swar {
 /// Copies `s` to `out`, handing every byte marked in `special` to `esc`.
 ///
 /// `word` must return non-zero for any eight bytes (little-endian) that hold
-/// a byte marked in `special` (false alarms only cost speed): runs of safe
-/// bytes are skipped eight at a time and copied with one `extend_from_slice`.
-/// `esc(out, s, i)` writes the replacement for the byte at `i` (it may look
-/// ahead, e.g. at the second byte of a UTF-8 sequence) and returns how many
-/// bytes it consumed, at least one.
+/// a byte marked in `special`, with its lowest set bit in the first such byte
+/// or an earlier one (false alarms only cost speed): the [`swar`] tests and
+/// their `|` do. Runs of safe bytes are skipped eight at a time and copied
+/// with one `extend_from_slice`; the last bytes go through `special` alone. `esc(out, s, i)` writes the replacement for the
+/// byte at `i` (it may look ahead, e.g. at the second byte of a UTF-8
+/// sequence) and returns how many bytes it consumed, at least one.
 #[inline(always)]
 pub(super) fn escape(
     out: &mut Vec<u8>,
@@ -187,24 +199,32 @@ pub(super) fn escape(
     let n = s.len();
     let mut start = 0;
     let mut i = 0;
-    while i < n {
-        if let Some(chunk) = s.get(i..i + 8) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(chunk);
-            if word(u64::from_le_bytes(w)) == 0 {
-                i += 8;
-                continue;
-            }
+    // Whole words: skip clean ones, jump to the first flagged byte of others.
+    while let Some(chunk) = s.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let m = word(u64::from_le_bytes(w));
+        if m == 0 {
+            i += 8;
+            continue;
         }
-        let end = (i + 8).min(n);
-        match s[i..end].iter().position(|&b| special[usize::from(b)]) {
-            None => i = end,
-            Some(p) => {
-                let j = i + p;
-                out.extend_from_slice(&s[start..j]);
-                i = j + esc(out, s, j).max(1);
-                start = i;
-            }
+        let j = i + (m.trailing_zeros() / 8) as usize;
+        if special[usize::from(s[j])] {
+            out.extend_from_slice(&s[start..j]);
+            i = j + esc(out, s, j).max(1);
+            start = i;
+        } else {
+            i = j + 1;
+        }
+    }
+    // The last few bytes, one at a time.
+    while i < n {
+        if special[usize::from(s[i])] {
+            out.extend_from_slice(&s[start..i]);
+            i += esc(out, s, i).max(1);
+            start = i;
+        } else {
+            i += 1;
         }
     }
     out.extend_from_slice(&s[start..]);
@@ -257,12 +277,72 @@ mod tests {
         assert_eq!(v, b"00000000000000ab");
     }
 
+    proptest::proptest! {
+        /// The word tests agree with byte-by-byte tests, for words made of
+        /// interesting bytes.
+        #[test]
+        fn swar_is_exact(bytes in proptest::array::uniform8(proptest::sample::select(
+            vec![0u8, 1, 0x0a, 0x0d, 0x0e, 0x1f, 0x20, 0x21, b'"', b'=', b'\\', b']', b'|', b'a', 0x7e, 0x7f, 0x80, 0xc2, 0xff]
+        ))) {
+            let x = u64::from_le_bytes(bytes);
+            for n in [0x0e, 0x20, 0x21] {
+                proptest::prop_assert_eq!(swar::below(x, n) != 0, bytes.iter().any(|&b| b < n));
+            }
+            for c in [b'"', b'=', b'\\', b']', b'|', 0x7f] {
+                proptest::prop_assert_eq!(swar::eq(x, c) != 0, bytes.contains(&c));
+            }
+            proptest::prop_assert_eq!(swar::high(x) != 0, bytes.iter().any(|&b| b >= 0x80));
+        }
+    }
+
+    proptest::proptest! {
+        /// `escape` gives what a plain byte loop gives, at every length and
+        /// alignment, with false alarms (any byte >= 0x80) in the word test.
+        #[test]
+        fn escape_matches_a_byte_loop(s in proptest::collection::vec(proptest::sample::select(
+            vec![0u8, 0x1f, b' ', b'"', b'\\', b'a', b'z', 0x7f, 0x80, 0xc2, 0xff]
+        ), 0..40)) {
+            static SPECIAL: [bool; 256] = table!(|b| b < 0x20 || b == b'"' || b == 0xc2);
+            let word = |x: u64| swar::below(x, 0x20) | swar::eq(x, b'"') | swar::high(x);
+            let mut got = Vec::new();
+            escape(&mut got, &s, &SPECIAL, word, |out, s, i| {
+                out.extend_from_slice(&[b'<', s[i], b'>']);
+                1
+            });
+            let mut want = Vec::new();
+            for &b in &s {
+                if SPECIAL[usize::from(b)] { want.extend_from_slice(&[b'<', b, b'>']) } else { want.push(b) }
+            }
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn escape_copies_runs_and_hands_over_specials() {
+        static SPECIAL: [bool; 256] = table!(|b| b == b'!');
+        let input = b"0123456789!abcdefghijklmnop!!q";
+        let mut out = Vec::new();
+        escape(
+            &mut out,
+            input,
+            &SPECIAL,
+            |x| swar::eq(x, b'!'),
+            |out, _, _| {
+                out.extend_from_slice(b"<!>");
+                1
+            },
+        );
+        assert_eq!(out, b"0123456789<!>abcdefghijklmnop<!><!>q");
+    }
+
     #[test]
     fn addresses() {
         let mut v = Vec::new();
         push_socket_addr(&mut v, "10.0.0.5:51234".parse().unwrap());
         v.push(b' ');
+        push_ip(&mut v, "255.100.9.0".parse().unwrap());
+        v.push(b' ');
         push_socket_addr(&mut v, "[fe80::1%3]:5432".parse().unwrap());
-        assert_eq!(v, b"10.0.0.5:51234 [fe80::1%3]:5432");
+        assert_eq!(v, b"10.0.0.5:51234 255.100.9.0 [fe80::1%3]:5432");
     }
 }
