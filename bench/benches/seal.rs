@@ -34,7 +34,10 @@ fn keys() -> SealKeys {
 fn statement() -> Event {
     let session = Arc::new(Session {
         id: 4242,
-        client: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)), 51515)),
+        client: Some(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)),
+            51515,
+        )),
         server: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9393)),
         db_user: Some("app".into()),
         database: Some("shop".into()),
@@ -45,7 +48,10 @@ fn statement() -> Event {
     Event::new(catalog::STATEMENT_EXECUTED, "statement executed")
         .session(session)
         .fingerprint(0x1234_5678_9abc_def0)
-        .field("query", "SELECT abalance FROM pgbench_accounts WHERE aid = $1")
+        .field(
+            "query",
+            "SELECT abalance FROM pgbench_accounts WHERE aid = $1",
+        )
         .field("class", "read")
         .field("rows", 1)
         .field("duration_us", 87)
@@ -76,7 +82,9 @@ fn seal_end_to_end(c: &mut Criterion) {
             for _ in 1..iters {
                 emitter.emit(ev.clone());
             }
-            emitter.emit_durable(ev.clone(), Duration::from_secs(60)).expect("durable");
+            emitter
+                .emit_durable(ev.clone(), Duration::from_secs(60))
+                .expect("durable");
             let elapsed = start.elapsed();
             pipeline.shutdown().expect("shutdown");
             elapsed
@@ -101,19 +109,27 @@ fn verify(c: &mut Criterion) {
     write_log(dir.path());
     let paths = vec![dir.path().to_path_buf()];
     let lookup = |_: u32| Some(Zeroizing::new(AUDIT_KEY));
-    let vkey = CheckpointSigner::new("bench", &SEED).expect("signer").verifier();
+    let vkey = CheckpointSigner::new("bench", &SEED)
+        .expect("signer")
+        .verifier();
     let mut g = c.benchmark_group("verify");
     g.throughput(Throughput::Elements(LOG_ENTRIES));
     g.sample_size(10);
     g.bench_function("key", |b| {
         b.iter(|| {
-            let r = Verifier::new().keys(&lookup).verify(black_box(&paths)).expect("verify");
+            let r = Verifier::new()
+                .keys(&lookup)
+                .verify(black_box(&paths))
+                .expect("verify");
             assert!(r.verified());
         })
     });
     g.bench_function("public_key", |b| {
         b.iter(|| {
-            let r = Verifier::new().public_key(vkey.clone()).verify(black_box(&paths)).expect("verify");
+            let r = Verifier::new()
+                .public_key(vkey.clone())
+                .verify(black_box(&paths))
+                .expect("verify");
             assert!(r.verified());
         })
     });

@@ -172,7 +172,9 @@ impl Kind {
 
     /// Looks an event up by its code.
     pub fn from_code(code: u16) -> Option<Kind> {
-        ALL.binary_search_by_key(&code, |k| k.code()).ok().map(|i| ALL[i])
+        ALL.binary_search_by_key(&code, |k| k.code())
+            .ok()
+            .map(|i| ALL[i])
     }
 
     /// Looks an event up by its dotted name.
@@ -501,7 +503,12 @@ mod tests {
     #[test]
     fn codes_are_sorted_unique_and_in_their_category_range() {
         for pair in ALL.windows(2) {
-            assert!(pair[0].code() < pair[1].code(), "{:?} before {:?}", pair[0], pair[1]);
+            assert!(
+                pair[0].code() < pair[1].code(),
+                "{:?} before {:?}",
+                pair[0],
+                pair[1]
+            );
         }
         for k in ALL {
             let (lo, hi) = k.category().codes();
@@ -518,7 +525,10 @@ mod tests {
             assert!(n.len() <= 32, "{n} is longer than an RFC 5424 MSGID");
             assert!(n.contains('.'), "{n} has no domain");
             assert!(
-                n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_'),
+                n.bytes().all(|b| b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || b == b'.'
+                    || b == b'_'),
                 "{n} has characters outside [a-z0-9._]"
             );
         }

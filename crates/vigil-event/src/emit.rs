@@ -119,7 +119,13 @@ pub(crate) fn channel(capacity: usize, overflow: Overflow) -> (Emitter, Receiver
         dropped: AtomicU64::new(0),
         dropped_total: AtomicU64::new(0),
     });
-    (Emitter { tx, shared: shared.clone() }, Receiver { rx, shared })
+    (
+        Emitter {
+            tx,
+            shared: shared.clone(),
+        },
+        Receiver { rx, shared },
+    )
 }
 
 impl Emitter {
@@ -141,7 +147,10 @@ impl Emitter {
     pub fn emit_durable(&self, event: Event, timeout: Duration) -> Result<u64, NotDurable> {
         let deadline = Instant::now() + timeout;
         let (tx, rx) = crossbeam_channel::bounded(1);
-        if !self.send(Queued { event, ack: Some(Ack(tx)) }) {
+        if !self.send(Queued {
+            event,
+            ack: Some(Ack(tx)),
+        }) {
             return Err(NotDurable::Dropped);
         }
         let seq = match rx.recv_deadline(deadline) {
@@ -154,7 +163,11 @@ impl Emitter {
         match self.shared.durable.get() {
             Some(wait) => {
                 let left = deadline.saturating_duration_since(Instant::now());
-                if wait(seq, left) { Ok(seq) } else { Err(NotDurable::Timeout) }
+                if wait(seq, left) {
+                    Ok(seq)
+                } else {
+                    Err(NotDurable::Timeout)
+                }
             }
             None => Ok(seq),
         }
@@ -316,11 +329,17 @@ mod tests {
             let q = rx.recv_timeout(Duration::from_secs(5)).unwrap();
             q.ack.unwrap().done(7);
         });
-        assert_eq!(tx.emit_durable(ev(), Duration::from_secs(5)), Err(NotDurable::Timeout));
+        assert_eq!(
+            tx.emit_durable(ev(), Duration::from_secs(5)),
+            Err(NotDurable::Timeout)
+        );
         worker.join().unwrap();
         durable_upto.store(7, Ordering::SeqCst);
         let (tx, rx) = channel(4, Overflow::Drop);
         rx.close();
-        assert_eq!(tx.emit_durable(ev(), Duration::from_secs(1)), Err(NotDurable::Dropped));
+        assert_eq!(
+            tx.emit_durable(ev(), Duration::from_secs(1)),
+            Err(NotDurable::Dropped)
+        );
     }
 }

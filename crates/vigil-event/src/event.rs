@@ -329,7 +329,10 @@ impl Event {
 
     /// Adds a named value.
     pub fn field(mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) -> Self {
-        self.fields.push(Field { key: key.into(), value: value.into() });
+        self.fields.push(Field {
+            key: key.into(),
+            value: value.into(),
+        });
         self
     }
 

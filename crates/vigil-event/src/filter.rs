@@ -40,11 +40,15 @@ impl Selector {
             if prefix.ends_with('.') && catalog::ALL.iter().any(|k| k.name().starts_with(prefix)) {
                 return Ok(Selector::Prefix(prefix.to_owned()));
             }
-            return Err(format!("`{s}` matches no event; a prefix looks like `tls.*`"));
+            return Err(format!(
+                "`{s}` matches no event; a prefix looks like `tls.*`"
+            ));
         }
         if let Some((lo, hi)) = s.split_once('-') {
             let (Ok(lo), Ok(hi)) = (lo.trim().parse::<u16>(), hi.trim().parse::<u16>()) else {
-                return Err(format!("`{s}` is not a code range; write it as `3000-3199`"));
+                return Err(format!(
+                    "`{s}` is not a code range; write it as `3000-3199`"
+                ));
             };
             if lo > hi {
                 return Err(format!("`{s}` is an empty range: {lo} is above {hi}"));
@@ -116,7 +120,10 @@ impl Filter {
                 codes[c / 64] |= 1 << (c % 64);
             }
         }
-        Filter { min_severity, codes }
+        Filter {
+            min_severity,
+            codes,
+        }
     }
 
     /// A filter that passes every event.
@@ -143,8 +150,11 @@ impl Filter {
 
 impl fmt::Debug for Filter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let passing: Vec<u16> =
-            catalog::ALL.iter().filter(|k| self.matches_kind(**k)).map(|k| k.code()).collect();
+        let passing: Vec<u16> = catalog::ALL
+            .iter()
+            .filter(|k| self.matches_kind(**k))
+            .map(|k| k.code())
+            .collect();
         f.debug_struct("Filter")
             .field("min_severity", &self.min_severity)
             .field("codes", &passing)
@@ -174,10 +184,22 @@ mod tests {
         assert_eq!(sel("2000"), Selector::Code(2000));
         assert_eq!(sel("3000-3199"), Selector::Range(3000, 3199));
         assert_eq!(sel("tls.*"), Selector::Prefix("tls.".into()));
-        assert!(Selector::parse("nope").unwrap_err().contains("not a category"));
-        assert!(Selector::parse("9").unwrap_err().contains("no event has code 9"));
+        assert!(
+            Selector::parse("nope")
+                .unwrap_err()
+                .contains("not a category")
+        );
+        assert!(
+            Selector::parse("9")
+                .unwrap_err()
+                .contains("no event has code 9")
+        );
         assert!(Selector::parse("5-1").unwrap_err().contains("empty range"));
-        assert!(Selector::parse("zzz.*").unwrap_err().contains("matches no event"));
+        assert!(
+            Selector::parse("zzz.*")
+                .unwrap_err()
+                .contains("matches no event")
+        );
     }
 
     #[test]
@@ -192,7 +214,10 @@ mod tests {
         assert!(f.matches(&ev(POISON_ACCESSED)));
         assert!(!f.matches(&ev(STATEMENT_UNPARSED)), "exclusion wins");
         assert!(!f.matches(&ev(CLIENT_CONNECTED)), "not included");
-        assert!(!f.matches(&ev(STATEMENT_EXECUTED).severity(Severity::Debug)), "below minimum");
+        assert!(
+            !f.matches(&ev(STATEMENT_EXECUTED).severity(Severity::Debug)),
+            "below minimum"
+        );
         assert!(!f.matches(&ev(FIREWALL_ALLOWED)));
     }
 

@@ -216,7 +216,9 @@ mod tests {
         let t = Timestamp::parse_rfc3339("2026-11-18T13:06:40.5+02:00").unwrap();
         assert_eq!(t.as_micros(), 1_795_000_000_500_000);
         assert_eq!(
-            Timestamp::parse_rfc3339("2026-11-18T11:06:40Z").unwrap().as_micros(),
+            Timestamp::parse_rfc3339("2026-11-18T11:06:40Z")
+                .unwrap()
+                .as_micros(),
             1_795_000_000_000_000
         );
         assert!(Timestamp::parse_rfc3339("2026-02-30T00:00:00Z").is_none());

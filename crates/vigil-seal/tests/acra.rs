@@ -8,6 +8,8 @@
 //! manifest, not the verifier's parser, so it checks the cryptography and the
 //! canonical bytes independently.
 
+#![allow(clippy::unwrap_used, clippy::string_slice)] // tests may panic
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

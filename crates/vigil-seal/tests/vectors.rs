@@ -2,7 +2,11 @@
 //! (Python's hmac and hashlib, from the byte layout in docs/audit.md).
 //! docs/audit.md publishes the same values for other implementations.
 
-use vigil_seal::{CheckpointSigner, LineFormat, Seal, Tree, Verifier, leaf_hash, split_sealed, write_sealed};
+#![allow(clippy::unwrap_used, clippy::string_slice)] // tests may panic
+
+use vigil_seal::{
+    CheckpointSigner, LineFormat, Seal, Tree, Verifier, leaf_hash, split_sealed, write_sealed,
+};
 use zeroize::Zeroizing;
 
 const RECORD_1: &str = r#"{"time":"2026-11-26T00:00:00.000000Z","origin":"db1","seq":1,"code":4000,"name":"audit.chain_started","category":"audit","severity":"notice","outcome":"success","message":"audit chain started"}"#;
@@ -51,18 +55,31 @@ fn sealed_lines_leaves_and_root_match_the_published_vectors() {
 #[test]
 fn the_verifier_accepts_the_vectors_with_their_key_and_rejects_another() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("audit-00000000000000000001.log"), format!("{LINE_1}\n{LINE_2}\n")).unwrap();
+    std::fs::write(
+        dir.path().join("audit-00000000000000000001.log"),
+        format!("{LINE_1}\n{LINE_2}\n"),
+    )
+    .unwrap();
     let right = |_: u32| Some(Zeroizing::new([0x11u8; 32]));
-    let r = Verifier::new().keys(&right).verify(&[dir.path().to_path_buf()]).unwrap();
+    let r = Verifier::new()
+        .keys(&right)
+        .verify(&[dir.path().to_path_buf()])
+        .unwrap();
     assert!(r.verified(), "{:?}", r.failure);
     assert_eq!(r.macs_checked, 2);
     assert_eq!(hex(&r.root), ROOT_2);
     let wrong = |_: u32| Some(Zeroizing::new([0x12u8; 32]));
-    let r = Verifier::new().keys(&wrong).verify(&[dir.path().to_path_buf()]).unwrap();
+    let r = Verifier::new()
+        .keys(&wrong)
+        .verify(&[dir.path().to_path_buf()])
+        .unwrap();
     let f = r.failure.unwrap();
     assert_eq!((f.seq, f.line), (Some(1), 1));
     // The public-key path has no checkpoint to check here, but rebuilds the same root.
     let vkey = CheckpointSigner::new("db1", &[1; 32]).unwrap().verifier();
-    let r = Verifier::new().public_key(vkey).verify(&[dir.path().to_path_buf()]).unwrap();
+    let r = Verifier::new()
+        .public_key(vkey)
+        .verify(&[dir.path().to_path_buf()])
+        .unwrap();
     assert_eq!(hex(&r.root), ROOT_2);
 }

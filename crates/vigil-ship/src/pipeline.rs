@@ -132,8 +132,8 @@ impl PipelineBuilder {
             Arc::clone(&counters),
             Arc::clone(&stop),
             self.flush_interval,
-            self.audit,
-        );
+        )
+        .with_audit(self.audit);
         let handle = thread::Builder::new()
             .name("vigil-ship".to_owned())
             .spawn(move || worker.run())

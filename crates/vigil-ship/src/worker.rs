@@ -79,7 +79,6 @@ impl Worker {
         counters: Arc<Counters>,
         stop: Arc<AtomicBool>,
         flush_interval: Duration,
-        audit: Option<Sealer>,
     ) -> Worker {
         let records = formats.iter().map(|_| Record::default()).collect();
         Worker {
@@ -95,9 +94,15 @@ impl Worker {
             dropped_total: 0,
             reports: VecDeque::new(),
             last_flush: Instant::now(),
-            audit,
+            audit: None,
             audit_failing: false,
         }
+    }
+
+    /// Seals every event into `audit` before the sinks see it.
+    pub(crate) fn with_audit(mut self, audit: Option<Sealer>) -> Worker {
+        self.audit = audit;
+        self
     }
 
     /// Runs until the stop flag is set, then drains the queue, flushes and
@@ -220,8 +225,9 @@ impl Worker {
         if let Some(e) = error {
             self.audit_failed(e.to_string());
         }
-        let (before, after): (Vec<Event>, Vec<Event>) =
-            generated.into_iter().partition(|g| event.seq != 0 && g.seq < event.seq);
+        let (before, after): (Vec<Event>, Vec<Event>) = generated
+            .into_iter()
+            .partition(|g| event.seq != 0 && g.seq < event.seq);
         for g in &before {
             self.write_sinks(g, None);
         }
@@ -234,7 +240,9 @@ impl Worker {
     /// Writes buffered audit entries to the file, seals heartbeat
     /// checkpoints, and reports audit failures and recoveries.
     fn audit_periodic(&mut self) {
-        let Some(audit) = self.audit.as_mut() else { return };
+        let Some(audit) = self.audit.as_mut() else {
+            return;
+        };
         let flushed = audit.flush();
         let ticked = audit.tick();
         let generated = audit.take_generated();
@@ -256,7 +264,10 @@ impl Worker {
     fn audit_failed(&mut self, reason: String) {
         if !self.audit_failing {
             self.audit_failing = true;
-            self.reports.push_back(Report { event: audit_failed_event(&reason), skip: None });
+            self.reports.push_back(Report {
+                event: audit_failed_event(&reason),
+                skip: None,
+            });
         }
     }
 

@@ -27,7 +27,10 @@ pub fn free_port() -> u16 {
 
 /// A fresh temporary directory, removed when dropped.
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("vigil-test-").tempdir().expect("create a temporary directory")
+    tempfile::Builder::new()
+        .prefix("vigil-test-")
+        .tempdir()
+        .expect("create a temporary directory")
 }
 
 /// The first directory among `candidates` holding an executable `name`,

@@ -8,12 +8,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use vigil_event::{Emitter, Event, Format};
-use vigil_ship::{Pipeline, SinkSpec, Target};
 use vigil_keys::{AUDIT_HMAC, CHECKPOINT_SIGNING, FileBackend, KeyStore, MasterKey};
 use vigil_seal::{
     CheckpointSigner, CheckpointVerifier, LineFormat, Report, SealConfig, SealKeys, Sealer,
     SyncPolicy, Verifier, list_segments, split_sealed,
 };
+use vigil_ship::{Pipeline, SinkSpec, Target};
 use zeroize::Zeroizing;
 
 use crate::cli::{EXIT_BAD_INPUT, EXIT_USAGE};
@@ -59,7 +59,9 @@ pub(crate) struct VerifyProofArgs {
 /// Prints an inclusion proof of one entry against a checkpoint: the entry,
 /// its index, the proof hashes and the signed note, as JSON.
 pub(crate) fn prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
-    let cp_path = args.checkpoint.unwrap_or_else(|| args.dir.join("checkpoint"));
+    let cp_path = args
+        .checkpoint
+        .unwrap_or_else(|| args.dir.join("checkpoint"));
     let note = std::fs::read_to_string(&cp_path)
         .with_context(|| format!("cannot read checkpoint {}", cp_path.display()))?;
     let cp = vigil_seal::parse_note_unverified(&note)
@@ -71,11 +73,13 @@ pub(crate) fn prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_USAGE));
     }
-    let segments = list_segments(&args.dir).with_context(|| format!("cannot read {}", args.dir.display()))?;
+    let segments =
+        list_segments(&args.dir).with_context(|| format!("cannot read {}", args.dir.display()))?;
     let mut leaves = Vec::with_capacity(usize::try_from(cp.size).unwrap_or(0));
     let mut entry = None;
     'files: for (_, path) in &segments {
-        let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let file =
+            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
         for line in io::BufReader::new(file).split(b'\n') {
             let line = line.with_context(|| format!("cannot read {}", path.display()))?;
             if leaves.len() as u64 == cp.size {
@@ -88,10 +92,15 @@ pub(crate) fn prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let (Some(entry), true) = (entry, leaves.len() as u64 == cp.size) else {
-        eprintln!("vigil prove: the log has {} entries, fewer than the checkpoint's {}", leaves.len(), cp.size);
+        eprintln!(
+            "vigil prove: the log has {} entries, fewer than the checkpoint's {}",
+            leaves.len(),
+            cp.size
+        );
         return Ok(ExitCode::from(EXIT_BAD_INPUT));
     };
-    let proof = vigil_seal::inclusion_proof(&leaves, args.seq - 1).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let proof =
+        vigil_seal::inclusion_proof(&leaves, args.seq - 1).map_err(|e| anyhow::anyhow!("{e}"))?;
     let out = serde_json::json!({
         "origin": cp.origin,
         "seq": args.seq,
@@ -130,7 +139,8 @@ pub(crate) fn verify_proof(args: VerifyProofArgs) -> anyhow::Result<ExitCode> {
         Ok(cp) => cp,
         Err(e) => return fail(format!("the checkpoint's signature does not verify: {e}")),
     };
-    let hashes: Option<Vec<[u8; 32]>> = proof.iter().map(|h| h.as_str().and_then(unhex32)).collect();
+    let hashes: Option<Vec<[u8; 32]>> =
+        proof.iter().map(|h| h.as_str().and_then(unhex32)).collect();
     let Some(hashes) = hashes else {
         return fail("a proof hash is not 64 hex digits".into());
     };
@@ -254,7 +264,11 @@ fn verify_acra(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     match verifier.verify(&args.paths) {
         Ok(report) => {
             println!("{report}");
-            Ok(if report.is_verified() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_BAD_INPUT) })
+            Ok(if report.is_verified() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_BAD_INPUT)
+            })
         }
         Err(e) => {
             eprintln!("vigil verify: {e}");
@@ -269,7 +283,10 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::Checkpoint { dir } => {
             let path = dir.join("checkpoint");
             let note = std::fs::read_to_string(&path).with_context(|| {
-                format!("cannot read {}; a checkpoint exists once the log has one", path.display())
+                format!(
+                    "cannot read {}; a checkpoint exists once the log has one",
+                    path.display()
+                )
             })?;
             print!("{note}");
             Ok(ExitCode::SUCCESS)
@@ -287,7 +304,11 @@ fn host_name() -> String {
 
 fn open_store(key_dir: &Path, events: Option<&Emitter>) -> anyhow::Result<KeyStore> {
     let master = MasterKey::from_env(events).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(KeyStore::new(FileBackend::new(key_dir), master, events.cloned()))
+    Ok(KeyStore::new(
+        FileBackend::new(key_dir),
+        master,
+        events.cloned(),
+    ))
 }
 
 /// A pipeline that writes the command's own events (key loads, recovery,
@@ -312,12 +333,19 @@ fn append(args: AppendArgs) -> anyhow::Result<ExitCode> {
 
 fn append_with(args: AppendArgs, origin: String, events: &Emitter) -> anyhow::Result<ExitCode> {
     let store = open_store(&args.key_dir, Some(events))?;
-    let (version, audit_key) =
-        store.load_current(AUDIT_HMAC).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (_, seed) = store.load_current(CHECKPOINT_SIGNING).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (version, audit_key) = store
+        .load_current(AUDIT_HMAC)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (_, seed) = store
+        .load_current(CHECKPOINT_SIGNING)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let signer = CheckpointSigner::new(origin.clone(), seed.expose())
         .map_err(|e| anyhow::anyhow!("checkpoint key: {e}"))?;
-    let keys = SealKeys { version, audit_key: Zeroizing::new(*audit_key.expose()), signer };
+    let keys = SealKeys {
+        version,
+        audit_key: Zeroizing::new(*audit_key.expose()),
+        signer,
+    };
     let mut cfg = SealConfig::new(&args.dir, origin);
     cfg.format = LineFormat::from_name(&args.format).unwrap_or(LineFormat::Json);
     cfg.sync = match args.sync.as_str() {
@@ -375,7 +403,10 @@ fn append_with(args: AppendArgs, origin: String, events: &Emitter) -> anyhow::Re
                 let appended = sealer.append(&mut event).map(|_| ());
                 if let Some(e) = appended.err().or_else(|| sealer.take_error()) {
                     events.emit(write_failed(&e));
-                    anyhow::bail!("{e}; {sealed_count} events were sealed before it", sealed_count = sealed_total(&sealer));
+                    anyhow::bail!(
+                        "{e}; {sealed_count} events were sealed before it",
+                        sealed_count = sealed_total(&sealer)
+                    );
                 }
                 sealed += 1;
                 // Checkpoints and segment starts are sealed; nothing else to do with them here.
@@ -397,7 +428,10 @@ fn append_with(args: AppendArgs, origin: String, events: &Emitter) -> anyhow::Re
         events.emit(write_failed(&e));
         anyhow::bail!("{e}");
     }
-    eprintln!("vigil audit append: sealed {sealed} events into {}", args.dir.display());
+    eprintln!(
+        "vigil audit append: sealed {sealed} events into {}",
+        args.dir.display()
+    );
     if rejected > 0 {
         eprintln!("vigil audit append: {rejected} line(s) rejected");
         return Ok(ExitCode::from(EXIT_BAD_INPUT));
@@ -405,7 +439,10 @@ fn append_with(args: AppendArgs, origin: String, events: &Emitter) -> anyhow::Re
     Ok(ExitCode::SUCCESS)
 }
 
-type Acker = (std::sync::Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>);
+type Acker = (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<()>,
+);
 
 /// Prints `durable N` each time entries up to N are on disk, until stopped;
 /// then prints the final state once more.
@@ -422,7 +459,10 @@ fn spawn_acker(durable: vigil_seal::DurableHandle) -> Acker {
             let synced = durable.synced();
             if synced > acked {
                 acked = synced;
-                if writeln!(out, "durable {synced}").and_then(|()| out.flush()).is_err() {
+                if writeln!(out, "durable {synced}")
+                    .and_then(|()| out.flush())
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -435,11 +475,20 @@ fn spawn_acker(durable: vigil_seal::DurableHandle) -> Acker {
 }
 
 fn rotate_audit_key(store: &KeyStore, sealer: &mut Sealer, events: &Emitter) -> anyhow::Result<()> {
-    let mut received = Event::new(vigil_event::catalog::SIGNAL_SIGUSR1, "SIGUSR1 received: rotating the audit key");
-    sealer.append(&mut received).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut received = Event::new(
+        vigil_event::catalog::SIGNAL_SIGUSR1,
+        "SIGUSR1 received: rotating the audit key",
+    );
+    sealer
+        .append(&mut received)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     events.emit(received);
-    let version = store.rotate(AUDIT_HMAC).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let key = store.load(AUDIT_HMAC, version).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let version = store
+        .rotate(AUDIT_HMAC)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = store
+        .load(AUDIT_HMAC, version)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Err(e) = sealer.rotate_key(version, Zeroizing::new(*key.expose())) {
         events.emit(write_failed(&e));
         anyhow::bail!("{e}");
@@ -453,8 +502,11 @@ fn rotate_audit_key(store: &KeyStore, sealer: &mut Sealer, events: &Emitter) -> 
 }
 
 fn write_failed(e: &vigil_seal::SealError) -> Event {
-    Event::new(vigil_event::catalog::AUDIT_WRITE_FAILED, format!("the audit log cannot be written: {e}"))
-        .field("reason", e.to_string())
+    Event::new(
+        vigil_event::catalog::AUDIT_WRITE_FAILED,
+        format!("the audit log cannot be written: {e}"),
+    )
+    .field("reason", e.to_string())
 }
 
 /// Entries in the log so far.
@@ -494,7 +546,11 @@ pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_USAGE));
     }
-    let store = args.key_dir.as_deref().map(|dir| open_store(dir, None)).transpose()?;
+    let store = args
+        .key_dir
+        .as_deref()
+        .map(|dir| open_store(dir, None))
+        .transpose()?;
     let lookup = |version: u32| {
         let store = store.as_ref()?;
         let secret = store.load(AUDIT_HMAC, version).ok()?;
@@ -503,8 +559,13 @@ pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let public = match (&args.public_key, &store) {
         (Some(vkey), _) => Some(parse_vkey(vkey)?),
         // With the key directory, derive the verifier from the signing key.
-        (None, Some(store)) => match (log_origin(&args.paths), store.load_current(CHECKPOINT_SIGNING)) {
-            (Some(origin), Ok((_, seed))) => CheckpointSigner::new(origin, seed.expose()).ok().map(|s| s.verifier()),
+        (None, Some(store)) => match (
+            log_origin(&args.paths),
+            store.load_current(CHECKPOINT_SIGNING),
+        ) {
+            (Some(origin), Ok((_, seed))) => CheckpointSigner::new(origin, seed.expose())
+                .ok()
+                .map(|s| s.verifier()),
             _ => None,
         },
         (None, None) => None,
@@ -525,7 +586,9 @@ pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     for path in &args.checkpoint {
         let note = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
-        verifier = verifier.external_checkpoint(path, &note).map_err(|e| anyhow::anyhow!("{e}"))?;
+        verifier = verifier
+            .external_checkpoint(path, &note)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let report = match verifier.verify(&args.paths) {
         Ok(r) => r,
@@ -538,7 +601,11 @@ pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         eprint!("\r\x1b[K");
     }
     print_report(&report, args.json)?;
-    Ok(if report.verified() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_BAD_INPUT) })
+    Ok(if report.verified() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_BAD_INPUT)
+    })
 }
 
 fn hex(h: &[u8]) -> String {
@@ -585,7 +652,11 @@ fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
             r.external_checkpoints_checked,
             hex(&r.root)
         )?,
-        Some(f) => writeln!(out, "TAMPERED: {f}\n({} entries verified before it)", r.entries)?,
+        Some(f) => writeln!(
+            out,
+            "TAMPERED: {f}\n({} entries verified before it)",
+            r.entries
+        )?,
     }
     Ok(())
 }

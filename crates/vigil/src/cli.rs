@@ -144,7 +144,11 @@ fn events(json: bool, markdown: bool) -> anyhow::Result<ExitCode> {
         s.push('\n');
         return print(s.as_bytes());
     }
-    let width = catalog::ALL.iter().map(|k| k.name().len()).max().unwrap_or(0);
+    let width = catalog::ALL
+        .iter()
+        .map(|k| k.name().len())
+        .max()
+        .unwrap_or(0);
     let mut s = format!(
         "{:<5} {:<width$} {:<10} {:<8} DESCRIPTION\n",
         "CODE", "NAME", "CATEGORY", "SEVERITY"
@@ -177,7 +181,11 @@ fn config_check(path: &Path) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let n = cfg.sinks.len();
-    println!("ok: {}: {n} sink{}", path.display(), if n == 1 { "" } else { "s" });
+    println!(
+        "ok: {}: {n} sink{}",
+        path.display(),
+        if n == 1 { "" } else { "s" }
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -236,7 +244,10 @@ fn demo(config: Option<&Path>, format: Option<&str>) -> anyhow::Result<ExitCode>
 /// The named format as written to standard output.
 fn stdout_format(name: &str) -> anyhow::Result<Format> {
     Format::from_name(name).ok_or_else(|| {
-        anyhow::anyhow!("unknown format {name:?}; expected one of {}", Format::NAMES.join(", "))
+        anyhow::anyhow!(
+            "unknown format {name:?}; expected one of {}",
+            Format::NAMES.join(", ")
+        )
     })
 }
 

@@ -14,7 +14,10 @@ const LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9393
 pub(crate) fn events() -> Vec<Event> {
     let session = Arc::new(Session {
         id: 1,
-        client: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 4, 17)), 51234)),
+        client: Some(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(10, 0, 4, 17)),
+            51234,
+        )),
         server: Some(LISTEN),
         client_identity: Some("CN=billing-api,O=Example Corp".into()),
         db_user: Some("billing".into()),
@@ -25,7 +28,10 @@ pub(crate) fn events() -> Vec<Event> {
     });
     let intruder = Arc::new(Session {
         id: 2,
-        client: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)), 40022)),
+        client: Some(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)),
+            40022,
+        )),
         server: Some(LISTEN),
         db_user: Some("report".into()),
         database: Some("shop".into()),
@@ -38,12 +44,18 @@ pub(crate) fn events() -> Vec<Event> {
             .field("version", version)
             .field("pid", std::process::id()),
         Event::new(catalog::CONFIG_VALID, "configuration is valid").field("file", "(defaults)"),
-        Event::new(catalog::KEYS_MASTER_LOADED, "master key loaded from the environment")
-            .field("source", "env")
-            .field("variable", "VIGIL_MASTER_KEY"),
-        Event::new(catalog::LISTENER_STARTED, "listening on 127.0.0.1:9393, TLS required")
-            .field("address", "127.0.0.1:9393")
-            .field("tls", true),
+        Event::new(
+            catalog::KEYS_MASTER_LOADED,
+            "master key loaded from the environment",
+        )
+        .field("source", "env")
+        .field("variable", "VIGIL_MASTER_KEY"),
+        Event::new(
+            catalog::LISTENER_STARTED,
+            "listening on 127.0.0.1:9393, TLS required",
+        )
+        .field("address", "127.0.0.1:9393")
+        .field("tls", true),
         Event::new(catalog::CLIENT_CONNECTED, "client connected").session(session.clone()),
         Event::new(catalog::AUTH_SUCCEEDED, "authentication succeeded")
             .session(session.clone())
@@ -51,21 +63,30 @@ pub(crate) fn events() -> Vec<Event> {
         Event::new(catalog::STATEMENT_EXECUTED, "statement executed")
             .session(session.clone())
             .fingerprint(0x5e1e_c7a1_d0c2_9b3f)
-            .field("query", "SELECT id, total FROM orders WHERE customer_id = $1 AND status = $2")
+            .field(
+                "query",
+                "SELECT id, total FROM orders WHERE customer_id = $1 AND status = $2",
+            )
             .field("class", "read")
             .field("protocol", "extended")
             .field("command", "SELECT")
             .field("rows", 3)
             .field("duration_us", 412),
-        Event::new(catalog::STATEMENT_FAILED, "statement failed: duplicate key value")
-            .session(session.clone())
-            .fingerprint(0x0b7d_4410_9ac3_e2f1)
-            .field("query", "INSERT INTO customers (email) VALUES ($1)")
-            .field("class", "write")
-            .field("sqlstate", "23505"),
-        Event::new(catalog::TLS_CLIENT_CERT_EXPIRED, "client certificate expired")
-            .field("client_addr", "198.51.100.23:40112")
-            .field("not_after", "2026-10-31T23:59:59Z"),
+        Event::new(
+            catalog::STATEMENT_FAILED,
+            "statement failed: duplicate key value",
+        )
+        .session(session.clone())
+        .fingerprint(0x0b7d_4410_9ac3_e2f1)
+        .field("query", "INSERT INTO customers (email) VALUES ($1)")
+        .field("class", "write")
+        .field("sqlstate", "23505"),
+        Event::new(
+            catalog::TLS_CLIENT_CERT_EXPIRED,
+            "client certificate expired",
+        )
+        .field("client_addr", "198.51.100.23:40112")
+        .field("not_after", "2026-10-31T23:59:59Z"),
         Event::new(catalog::AUTH_FAILED, "password authentication failed")
             .session(intruder.clone())
             .field("sqlstate", "28P01"),
@@ -74,12 +95,15 @@ pub(crate) fn events() -> Vec<Event> {
             .fingerprint(0x9f3a_0c6e_1d2b_7c44)
             .field("query", "SELECT * FROM users WHERE name = $1 OR $2 = $3")
             .field("detector", "tautology"),
-        Event::new(catalog::POISON_ACCESSED, "poison record returned to a client")
-            .session(intruder.clone())
-            .fingerprint(0x77c2_55e0_aa19_3b08)
-            .field("query", "SELECT * FROM customers")
-            .field("rows_seen", 1204)
-            .field("action", "block"),
+        Event::new(
+            catalog::POISON_ACCESSED,
+            "poison record returned to a client",
+        )
+        .session(intruder.clone())
+        .fingerprint(0x77c2_55e0_aa19_3b08)
+        .field("query", "SELECT * FROM customers")
+        .field("rows_seen", 1204)
+        .field("action", "block"),
         Event::new(catalog::CLIENT_DISCONNECTED, "client disconnected")
             .session(session)
             .field("duration_us", 1_850_000)

@@ -2,6 +2,8 @@
 //! files, an unusable audit directory and a full disk. Each gives one clear
 //! error line and a catalog event, and loses no sealed entry.
 
+#![allow(clippy::unwrap_used, clippy::string_slice)] // tests may panic
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -28,7 +30,11 @@ fn append(audit: &Path, keys: &Path, master: &str, stdin: &[u8], ack: bool) -> O
 }
 
 fn store(keys: &Path) -> KeyStore {
-    KeyStore::new(FileBackend::new(keys), MasterKey::from_base64(MASTER).unwrap(), None)
+    KeyStore::new(
+        FileBackend::new(keys),
+        MasterKey::from_base64(MASTER).unwrap(),
+        None,
+    )
 }
 
 fn events(n: usize) -> Vec<u8> {
@@ -40,8 +46,15 @@ fn events(n: usize) -> Vec<u8> {
 
 fn verified(audit: &Path, keys: &Path) -> vigil_seal::Report {
     let s = store(keys);
-    let lookup = |v: u32| s.load(AUDIT_HMAC, v).ok().map(|k| Zeroizing::new(*k.expose()));
-    Verifier::new().keys(&lookup).verify(&[audit.to_path_buf()]).unwrap()
+    let lookup = |v: u32| {
+        s.load(AUDIT_HMAC, v)
+            .ok()
+            .map(|k| Zeroizing::new(*k.expose()))
+    };
+    Verifier::new()
+        .keys(&lookup)
+        .verify(&[audit.to_path_buf()])
+        .unwrap()
 }
 
 /// Standard error holds events, then exactly one `vigil:` error line, last.
@@ -49,7 +62,11 @@ fn one_error_line(out: &Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("vigil: ")).collect();
     assert_eq!(errors.len(), 1, "one error line expected:\n{err}");
-    assert_eq!(err.lines().last(), Some(errors[0]), "the error comes last:\n{err}");
+    assert_eq!(
+        err.lines().last(),
+        Some(errors[0]),
+        "the error comes last:\n{err}"
+    );
     err
 }
 
@@ -61,7 +78,11 @@ fn setup() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     s.ensure(AUDIT_HMAC).unwrap();
     s.ensure(CHECKPOINT_SIGNING).unwrap();
     let out = append(&audit, &keys, MASTER, &events(20), false);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (tmp, keys, audit)
 }
 
@@ -74,10 +95,16 @@ fn wrong_master_key() {
     let err = one_error_line(&out);
     assert!(err.contains("keys.decrypt_failed"), "{err}");
     assert!(err.contains("audit-hmac.1.key"), "names the file: {err}");
-    assert!(!err.contains(OTHER) && !err.contains(MASTER), "no key in output");
+    assert!(
+        !err.contains(OTHER) && !err.contains(MASTER),
+        "no key in output"
+    );
     let after = verified(&audit, &keys);
     assert!(after.verified());
-    assert_eq!(after.last_seq, before.last_seq, "nothing written, nothing lost");
+    assert_eq!(
+        after.last_seq, before.last_seq,
+        "nothing written, nothing lost"
+    );
 }
 
 #[test]
@@ -88,7 +115,10 @@ fn missing_key_file() {
     assert_eq!(out.status.code(), Some(2));
     let err = one_error_line(&out);
     assert!(err.contains("keys.not_found"), "{err}");
-    assert!(err.contains("vigil keys generate"), "says what to do: {err}");
+    assert!(
+        err.contains("vigil keys generate"),
+        "says what to do: {err}"
+    );
 }
 
 #[test]
@@ -152,16 +182,29 @@ fn full_disk_loses_no_durable_entry() {
         .filter_map(|l| l.strip_prefix("durable ")?.parse().ok())
         .max()
         .unwrap_or(0);
-    assert!(durable > 10, "some entries were durable before the disk filled ({durable})");
+    assert!(
+        durable > 10,
+        "some entries were durable before the disk filled ({durable})"
+    );
     // On a disk with room, the writer recovers the copy and it verifies.
     let out = append(&copy, &keys, MASTER, b"", false);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = verified(&copy, &keys);
     assert!(r.verified(), "{:?}", r.failure);
-    assert!(r.last_seq >= durable, "entry {durable} was durable; the log ends at {}", r.last_seq);
+    assert!(
+        r.last_seq >= durable,
+        "entry {durable} was durable; the log ends at {}",
+        r.last_seq
+    );
 }
 
 fn uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(1)
 }

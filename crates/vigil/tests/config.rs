@@ -1,6 +1,8 @@
 //! The configuration file: the example, the defaults, and the one-line
 //! errors, each naming file, line and key.
 
+#![allow(clippy::unwrap_used, clippy::string_slice)] // tests may panic
+
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;

@@ -2,6 +2,8 @@
 //! Each time, the restarted writer recovers, the log verifies, and every
 //! entry the killed writer reported durable is still there.
 
+#![allow(clippy::unwrap_used, clippy::string_slice)] // tests may panic
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -47,8 +49,16 @@ fn append_args<'a>(audit: &'a Path, keys: &'a Path) -> Vec<&'a std::ffi::OsStr> 
 }
 
 fn verify(audit: &Path, store: &KeyStore) -> vigil_seal::Report {
-    let lookup = |v: u32| store.load(AUDIT_HMAC, v).ok().map(|s| Zeroizing::new(*s.expose()));
-    Verifier::new().keys(&lookup).verify(&[audit.to_path_buf()]).expect("verify runs")
+    let lookup = |v: u32| {
+        store
+            .load(AUDIT_HMAC, v)
+            .ok()
+            .map(|s| Zeroizing::new(*s.expose()))
+    };
+    Verifier::new()
+        .keys(&lookup)
+        .verify(&[audit.to_path_buf()])
+        .expect("verify runs")
 }
 
 #[test]
@@ -63,7 +73,10 @@ fn sigkill_at_random_moments_never_loses_a_durable_entry() {
     );
     store.ensure(AUDIT_HMAC).unwrap();
     store.ensure(CHECKPOINT_SIGNING).unwrap();
-    let seed = std::env::var("VIGIL_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_c0de_u64);
+    let seed = std::env::var("VIGIL_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_c0de_u64);
     eprintln!("crash test seed {seed} (set VIGIL_CRASH_SEED to replay)");
     let mut rng = Rng(seed);
     let mut killed_mid_write = 0;
@@ -114,8 +127,16 @@ fn sigkill_at_random_moments_never_loses_a_durable_entry() {
         let acked = durable.load(Ordering::SeqCst);
 
         // Restart: recovery runs on open; nothing more to seal.
-        let out = vigil().args(append_args(&audit, &keys)).stdin(Stdio::null()).output().unwrap();
-        assert!(out.status.success(), "round {round}: restart failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = vigil()
+            .args(append_args(&audit, &keys))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "round {round}: restart failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let report = verify(&audit, &store);
         assert!(report.verified(), "round {round}: {:?}", report.failure);
         assert!(
@@ -123,7 +144,13 @@ fn sigkill_at_random_moments_never_loses_a_durable_entry() {
             "round {round}: entry {acked} was reported durable but the log ends at {}",
             report.last_seq
         );
-        eprintln!("round {round}: sent {sent}, durable {acked}, log ends at {}", report.last_seq);
+        eprintln!(
+            "round {round}: sent {sent}, durable {acked}, log ends at {}",
+            report.last_seq
+        );
     }
-    assert!(killed_mid_write >= ROUNDS / 2, "most kills must land while writing");
+    assert!(
+        killed_mid_write >= ROUNDS / 2,
+        "most kills must land while writing"
+    );
 }
