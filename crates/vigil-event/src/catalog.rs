@@ -353,6 +353,8 @@ catalog! {
         "A key file or directory is readable by others; it must be mode 0600 (0700 for directories).";
     KEYS_BACKEND_UNAVAILABLE = 1315 "keys.backend_unavailable" Keystore Error Failure (ENTITY_MANAGEMENT 2)
         "The key database could not be reached; the reason is given.";
+    KEYS_STORE_FAILED = 1316 "keys.store_failed" Keystore Error Failure (ENTITY_MANAGEMENT 1)
+        "A new key could not be written to its backend (disk full, database error); the reason is given.";
     KEYS_GENERATED = 1320 "keys.generated" Keystore Notice Success (ENTITY_MANAGEMENT 1)
         "A new key was generated and stored.";
     KEYS_ROTATED = 1321 "keys.rotated" Keystore Notice Success (ENTITY_MANAGEMENT 3)

@@ -152,7 +152,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// The catalog event that reports this error when a key is read, if any.
+    /// The catalog event that reports this error when a key is read or
+    /// written, if any.
     pub(crate) fn load_event(&self) -> Option<Kind> {
         Some(match self {
             Error::BackendUnavailable { .. } => catalog::KEYS_BACKEND_UNAVAILABLE,
@@ -162,11 +163,11 @@ impl Error {
             Error::MasterInvalid { .. } => catalog::KEYS_MASTER_INVALID,
             Error::MasterMissing { .. } => catalog::KEYS_MASTER_MISSING,
             Error::NotFound { .. } => catalog::KEYS_NOT_FOUND,
+            Error::StoreFailed { .. } => catalog::KEYS_STORE_FAILED,
             Error::Exists { .. }
             | Error::InvalidName { .. }
             | Error::InvalidUrl { .. }
-            | Error::RandomUnavailable { .. }
-            | Error::StoreFailed { .. } => return None,
+            | Error::RandomUnavailable { .. } => return None,
         })
     }
 

@@ -1,5 +1,7 @@
 //! The master key: from the environment, its refusals and their events.
 
+#![allow(clippy::unwrap_used, clippy::string_slice)] // tests may panic
+
 mod common;
 
 use common::{Events, field, master_b64, names};

@@ -13,7 +13,6 @@ use vigil_seal::{
     CheckpointSigner, CheckpointVerifier, LineFormat, Report, SealConfig, SealKeys, Sealer,
     SyncPolicy, Verifier, list_segments, split_sealed,
 };
-use vigil_ship::{Pipeline, SinkSpec, Target};
 use zeroize::Zeroizing;
 
 use crate::cli::{EXIT_BAD_INPUT, EXIT_USAGE};
@@ -311,34 +310,84 @@ fn open_store(key_dir: &Path, events: Option<&Emitter>) -> anyhow::Result<KeySto
     ))
 }
 
-/// A pipeline that writes the command's own events (key loads, recovery,
-/// write failures) to standard error as text.
-fn stderr_events(origin: &str) -> anyhow::Result<(Pipeline, Emitter)> {
-    Pipeline::builder()
-        .origin(origin)
-        .sink(SinkSpec::new("stderr", Target::Stderr).format(Format::Text))
-        .start()
-        .context("cannot start the event pipeline")
+/// The command's own events: key loads, recovery, rotation, failures. Once
+/// the log is open they are sealed into it; all are shown on standard
+/// error as text.
+struct Reporter {
+    emitter: Emitter,
+    rx: vigil_event::Receiver,
+    origin: std::sync::Arc<str>,
+}
+
+impl Reporter {
+    fn new(origin: &str) -> Reporter {
+        let (emitter, rx) = Emitter::channel(4096, vigil_event::Overflow::Drop);
+        Reporter {
+            emitter,
+            rx,
+            origin: std::sync::Arc::from(origin),
+        }
+    }
+
+    /// Seals (when the log is open) and shows every event reported so far.
+    fn drain(&self, mut sealer: Option<&mut Sealer>) {
+        while let Some(queued) = self.rx.try_recv() {
+            let mut event = queued.event;
+            match sealer.as_deref_mut() {
+                // A failure to seal is itself reported by the caller.
+                Some(s) => drop(s.append(&mut event)),
+                None => event.origin = self.origin.clone(),
+            }
+            show(&event);
+        }
+    }
+}
+
+/// Writes one event to standard error as text.
+fn show(event: &Event) {
+    let mut line = Vec::with_capacity(256);
+    Format::Text.write(event, &mut line);
+    line.push(b'\n');
+    let _ = io::stderr().lock().write_all(&line);
 }
 
 fn append(args: AppendArgs) -> anyhow::Result<ExitCode> {
     let origin = args.origin.clone().unwrap_or_else(host_name);
-    let (pipeline, events) = stderr_events(&origin)?;
-    let result = append_with(args, origin, &events);
-    drop(events);
-    // Events first, then the error line, last.
-    let _ = pipeline.shutdown();
-    result
+    let reporter = Reporter::new(&origin);
+    let opened = open_sealer(&args, origin, &reporter);
+    let (store, mut sealer) = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            reporter.drain(None);
+            return Err(e);
+        }
+    };
+    // Key loads happened before the log was open: seal them now.
+    reporter.drain(Some(&mut sealer));
+    for event in sealer.take_generated() {
+        if event.kind == vigil_event::catalog::AUDIT_RECOVERED {
+            show(&event);
+        }
+    }
+    let result = append_lines(&args, &store, &mut sealer, &reporter);
+    let closed = sealer.close();
+    reporter.drain(None);
+    let code = result?;
+    if let Err(e) = closed {
+        show(&write_failed(&e));
+        anyhow::bail!("{e}");
+    }
+    Ok(code)
 }
 
-fn append_with(args: AppendArgs, origin: String, events: &Emitter) -> anyhow::Result<ExitCode> {
-    let store = open_store(&args.key_dir, Some(events))?;
-    let (version, audit_key) = store
-        .load_current(AUDIT_HMAC)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (_, seed) = store
-        .load_current(CHECKPOINT_SIGNING)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+fn open_sealer(
+    args: &AppendArgs,
+    origin: String,
+    reporter: &Reporter,
+) -> anyhow::Result<(KeyStore, Sealer)> {
+    let store = open_store(&args.key_dir, Some(&reporter.emitter))?;
+    let (version, audit_key) = store.load_current(AUDIT_HMAC)?;
+    let (_, seed) = store.load_current(CHECKPOINT_SIGNING)?;
     let signer = CheckpointSigner::new(origin.clone(), seed.expose())
         .map_err(|e| anyhow::anyhow!("checkpoint key: {e}"))?;
     let keys = SealKeys {
@@ -353,81 +402,77 @@ fn append_with(args: AppendArgs, origin: String, events: &Emitter) -> anyhow::Re
         "never" => SyncPolicy::Never,
         _ => SyncPolicy::Interval(SyncPolicy::DEFAULT_INTERVAL),
     };
-    let (mut sealer, recovery) = match Sealer::open(cfg, keys) {
-        Ok(opened) => opened,
+    match Sealer::open(cfg, keys) {
+        Ok((sealer, _recovery)) => Ok((store, sealer)),
         Err(e) => {
-            events.emit(write_failed(&e));
-            anyhow::bail!("{e}");
-        }
-    };
-    for event in sealer.take_generated() {
-        if event.kind == vigil_event::catalog::AUDIT_RECOVERED {
-            events.emit(event);
+            reporter.emitter.emit(write_failed(&e));
+            Err(e.into())
         }
     }
-    if recovery.cut_bytes > 0 || recovery.corrupt_lines > 0 {
-        eprintln!(
-            "vigil audit: recovered {}: cut {} torn bytes, {} corrupt lines left in place",
-            args.dir.display(),
-            recovery.cut_bytes,
-            recovery.corrupt_lines
-        );
-    }
+}
+
+/// Seals standard input line by line; returns the exit status.
+fn append_lines(
+    args: &AppendArgs,
+    store: &KeyStore,
+    sealer: &mut Sealer,
+    reporter: &Reporter,
+) -> anyhow::Result<ExitCode> {
     let mut rejected = 0u64;
     let mut sealed = 0u64;
     // With --ack, a thread reports durability as the group commits land.
     let acker = args.ack.then(|| spawn_acker(sealer.durable()));
-    let ack = |sealer: &mut Sealer| -> anyhow::Result<()> {
-        if args.ack {
-            // Hand each line to the operating system at once, for the syncer.
-            sealer.flush().map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
-        Ok(())
-    };
     // SIGUSR1 rotates the audit key: a new version in the keystore, and a
     // new chain under it, linked to the old one.
     let rotate = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, rotate.clone())
         .context("cannot install the SIGUSR1 handler")?;
-    for (i, line) in io::stdin().lock().split(b'\n').enumerate() {
-        let line = line.context("cannot read standard input")?;
-        if rotate.swap(false, std::sync::atomic::Ordering::AcqRel) {
-            rotate_audit_key(&store, &mut sealer, events)?;
-        }
-        let line = line.strip_suffix(b"\r").unwrap_or(&line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match Event::from_json(line) {
-            Ok(mut event) => {
-                let appended = sealer.append(&mut event).map(|_| ());
-                if let Some(e) = appended.err().or_else(|| sealer.take_error()) {
-                    events.emit(write_failed(&e));
-                    anyhow::bail!(
-                        "{e}; {sealed_count} events were sealed before it",
-                        sealed_count = sealed_total(&sealer)
-                    );
+    let result = (|| -> anyhow::Result<()> {
+        for (i, line) in io::stdin().lock().split(b'\n').enumerate() {
+            let line = line.context("cannot read standard input")?;
+            if rotate.swap(false, std::sync::atomic::Ordering::AcqRel) {
+                rotate_audit_key(store, sealer, reporter)?;
+            }
+            let line = line.strip_suffix(b"\r").unwrap_or(&line);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let mut event = match Event::from_json(line) {
+                Ok(event) => event,
+                Err(e) => {
+                    rejected += 1;
+                    eprintln!("vigil audit append: stdin:{}: {e}; line not sealed", i + 1);
+                    continue;
                 }
-                sealed += 1;
-                // Checkpoints and segment starts are sealed; nothing else to do with them here.
-                drop(sealer.take_generated());
-                ack(&mut sealer)?;
+            };
+            let appended = sealer.append(&mut event).map(|_| ());
+            if let Some(e) = appended.err().or_else(|| sealer.take_error()) {
+                reporter.emitter.emit(write_failed(&e));
+                anyhow::bail!(
+                    "{e}; {} entries are in the log before it",
+                    sealer.next_seq() - 1
+                );
             }
-            Err(e) => {
-                rejected += 1;
-                eprintln!("vigil audit append: stdin:{}: {e}; line not sealed", i + 1);
+            sealed += 1;
+            // Checkpoints and segment starts are sealed; nothing else to do with them here.
+            drop(sealer.take_generated());
+            if args.ack {
+                // Hand each line to the operating system at once, for the syncer.
+                sealer.flush()?;
             }
         }
-    }
-    let closed = sealer.close();
+        Ok(())
+    })();
     if let Some((stop, handle)) = acker {
+        // Sync what is written, so the last acknowledgement covers it.
+        let _ = sealer.flush();
+        sealer
+            .durable()
+            .wait(sealer.next_seq() - 1, std::time::Duration::from_secs(5));
         stop.store(true, std::sync::atomic::Ordering::Release);
         let _ = handle.join();
     }
-    if let Err(e) = closed {
-        events.emit(write_failed(&e));
-        anyhow::bail!("{e}");
-    }
+    result?;
     eprintln!(
         "vigil audit append: sealed {sealed} events into {}",
         args.dir.display()
@@ -474,28 +519,28 @@ fn spawn_acker(durable: vigil_seal::DurableHandle) -> Acker {
     (stop, handle)
 }
 
-fn rotate_audit_key(store: &KeyStore, sealer: &mut Sealer, events: &Emitter) -> anyhow::Result<()> {
-    let mut received = Event::new(
+fn rotate_audit_key(
+    store: &KeyStore,
+    sealer: &mut Sealer,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    reporter.emitter.emit(Event::new(
         vigil_event::catalog::SIGNAL_SIGUSR1,
         "SIGUSR1 received: rotating the audit key",
-    );
-    sealer
-        .append(&mut received)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    events.emit(received);
-    let version = store
+    ));
+    let rotated = store
         .rotate(AUDIT_HMAC)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let key = store
-        .load(AUDIT_HMAC, version)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if let Err(e) = sealer.rotate_key(version, Zeroizing::new(*key.expose())) {
-        events.emit(write_failed(&e));
-        anyhow::bail!("{e}");
-    }
+        .and_then(|v| Ok((v, store.load(AUDIT_HMAC, v)?)));
+    reporter.drain(Some(sealer));
+    let (version, key) = rotated?;
+    sealer
+        .rotate_key(version, Zeroizing::new(*key.expose()))
+        .inspect_err(|e| {
+            reporter.emitter.emit(write_failed(e));
+        })?;
     for event in sealer.take_generated() {
         if event.kind == vigil_event::catalog::AUDIT_KEY_ROTATED {
-            events.emit(event);
+            show(&event);
         }
     }
     Ok(())
@@ -507,11 +552,6 @@ fn write_failed(e: &vigil_seal::SealError) -> Event {
         format!("the audit log cannot be written: {e}"),
     )
     .field("reason", e.to_string())
-}
-
-/// Entries in the log so far.
-fn sealed_total(sealer: &Sealer) -> u64 {
-    sealer.next_seq() - 1
 }
 
 /// The origin that starts the log's first chain, read from its first line.

@@ -316,6 +316,8 @@ fn sigusr1_rotates_the_audit_key_of_a_running_writer() {
         })
         .collect();
     assert!(log.contains("signal.sigusr1_received"));
+    assert!(log.contains("keys.loaded"), "key loads are sealed");
+    assert!(log.contains("keys.rotated"), "the key rotation is sealed");
     assert!(
         log.contains("\"key\":2"),
         "entries after the rotation use key version 2"
