@@ -385,16 +385,6 @@ fn open_sealer(
     origin: String,
     reporter: &Reporter,
 ) -> anyhow::Result<(KeyStore, Sealer)> {
-    let store = open_store(&args.key_dir, Some(&reporter.emitter))?;
-    let (version, audit_key) = store.load_current(AUDIT_HMAC)?;
-    let (_, seed) = store.load_current(CHECKPOINT_SIGNING)?;
-    let signer = CheckpointSigner::new(origin.clone(), seed.expose())
-        .map_err(|e| anyhow::anyhow!("checkpoint key: {e}"))?;
-    let keys = SealKeys {
-        version,
-        audit_key: Zeroizing::new(*audit_key.expose()),
-        signer,
-    };
     let mut cfg = SealConfig::new(&args.dir, origin);
     cfg.format = LineFormat::from_name(&args.format).unwrap_or(LineFormat::Json);
     cfg.sync = match args.sync.as_str() {
@@ -402,10 +392,42 @@ fn open_sealer(
         "never" => SyncPolicy::Never,
         _ => SyncPolicy::Interval(SyncPolicy::DEFAULT_INTERVAL),
     };
+    open_audit(&args.key_dir, cfg, &reporter.emitter)
+}
+
+/// The writer settings of an `[audit]` configuration.
+pub(crate) fn seal_config(audit: &crate::config::AuditConfig, origin: &str) -> SealConfig {
+    let mut cfg = SealConfig::new(&audit.dir, origin);
+    cfg.format = audit.format;
+    cfg.sync = audit.sync;
+    cfg.segment_max_bytes = audit.segment_max_bytes;
+    cfg.segment_max_age = audit.segment_max_age;
+    cfg.checkpoint_every = audit.checkpoint_every;
+    cfg.checkpoint_interval = audit.checkpoint_interval;
+    cfg
+}
+
+/// Loads the audit and checkpoint keys from `key_dir` (reporting each load
+/// to `events`) and opens the audit log, recovering it if needed.
+pub(crate) fn open_audit(
+    key_dir: &Path,
+    cfg: SealConfig,
+    events: &Emitter,
+) -> anyhow::Result<(KeyStore, Sealer)> {
+    let store = open_store(key_dir, Some(events))?;
+    let (version, audit_key) = store.load_current(AUDIT_HMAC)?;
+    let (_, seed) = store.load_current(CHECKPOINT_SIGNING)?;
+    let signer = CheckpointSigner::new(cfg.origin.clone(), seed.expose())
+        .map_err(|e| anyhow::anyhow!("checkpoint key: {e}"))?;
+    let keys = SealKeys {
+        version,
+        audit_key: Zeroizing::new(*audit_key.expose()),
+        signer,
+    };
     match Sealer::open(cfg, keys) {
         Ok((sealer, _recovery)) => Ok((store, sealer)),
         Err(e) => {
-            reporter.emitter.emit(write_failed(&e));
+            events.emit(write_failed(&e));
             Err(e.into())
         }
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vigil_event::{Category, Event, Format, catalog};
+use vigil_event::{Category, Emitter, Event, Format, Overflow, catalog};
 use vigil_ship::{Pipeline, SinkSpec, Target};
 
 use crate::config::{self, Config, SinkKind};
@@ -181,8 +181,12 @@ fn config_check(path: &Path) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let n = cfg.sinks.len();
+    let audit = match &cfg.audit {
+        Some(a) => format!(", sealed into {}", a.dir.display()),
+        None => String::new(),
+    };
     println!(
-        "ok: {}: {n} sink{}",
+        "ok: {}: {n} sink{}{audit}",
         path.display(),
         if n == 1 { "" } else { "s" }
     );
@@ -229,7 +233,29 @@ fn demo(config: Option<&Path>, format: Option<&str>) -> anyhow::Result<ExitCode>
     for sink in sinks {
         builder = builder.sink(sink);
     }
+    // With an [audit] section, every event is sealed before the sinks see
+    // it; key loads are reported, then sealed once the log is open.
+    let (key_events, key_rx) = Emitter::channel(1024, Overflow::Drop);
+    if let (Some(audit), None) = (&cfg.audit, format) {
+        let seal = crate::audit_cmd::seal_config(audit, &cfg.service.origin);
+        match crate::audit_cmd::open_audit(&audit.key_dir, seal, &key_events) {
+            Ok((_store, sealer)) => builder = builder.audit(sealer),
+            Err(e) => {
+                let mut line = Vec::new();
+                while let Some(q) = key_rx.try_recv() {
+                    line.clear();
+                    Format::Text.write(&q.event, &mut line);
+                    eprintln!("{}", String::from_utf8_lossy(&line));
+                }
+                eprintln!("vigil: {e:#}");
+                return Ok(ExitCode::from(EXIT_USAGE));
+            }
+        }
+    }
     let (pipeline, emitter) = builder.start()?;
+    while let Some(q) = key_rx.try_recv() {
+        emitter.emit(q.event);
+    }
     for event in crate::demo::events() {
         emitter.emit(event);
     }

@@ -148,3 +148,83 @@ fn version_and_help() {
         assert!(help.contains(cmd), "help lists {cmd}");
     }
 }
+
+#[test]
+fn demo_seals_every_event_when_the_config_has_an_audit_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = "ZGVtby1hdWRpdC10ZXN0LW1hc3Rlci1rZXktMzJieXQ=";
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+        cmd.args(args).env("VIGIL_MASTER_KEY", master);
+        vigil_testkit::run_with_stdin(&mut cmd, b"")
+    };
+    let keys = dir.path().join("keys");
+    assert!(
+        run(&["keys", "generate", "--key-dir", keys.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let cfg = dir.path().join("vigil.toml");
+    std::fs::write(
+        &cfg,
+        "[service]\norigin = \"db1\"\n[[sinks]]\ntype = \"file\"\npath = \"events.json\"\n\
+         [audit]\ndir = \"audit\"\nkey_dir = \"keys\"\nformat = \"cef\"\nsync = \"always\"\n",
+    )
+    .unwrap();
+    let out = run(&["demo", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let audit = dir.path().join("audit");
+    let sealed: String = std::fs::read_dir(&audit)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(
+        sealed
+            .lines()
+            .all(|l| l.starts_with("CEF:0|") && l.contains(" vigilSealMac="))
+    );
+    for name in [
+        "keys.loaded",
+        "client.connected",
+        "poison.accessed",
+        "audit.checkpoint",
+    ] {
+        assert!(sealed.contains(name), "{name} is sealed");
+    }
+    // The sink sees the same seqs as the log.
+    let events = std::fs::read_to_string(dir.path().join("events.json")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(events.lines().next().unwrap()).unwrap();
+    assert_eq!(first["seq"], 1);
+    let v = run(&[
+        "verify",
+        audit.to_str().unwrap(),
+        "--key-dir",
+        keys.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+
+    // Without the master key: one error line, exit 2.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.args(["demo", "--config", cfg.to_str().unwrap()])
+        .env_remove("VIGIL_MASTER_KEY");
+    let out = vigil_testkit::run_with_stdin(&mut cmd, b"");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("keys.master_missing"), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("vigil: ")).count(),
+        1,
+        "{err}"
+    );
+}

@@ -41,7 +41,11 @@ use vigil_event::{Filter, Format, Overflow, Selector, Severity, catalog};
 pub use error::ConfigError;
 use error::{Invalid, KeyPath};
 use locate::{Document, Located};
-use raw::{NameOrNumber, RawConfig, RawPipeline, RawSelector, RawService, RawSink, RawSyslog};
+use raw::{
+    NameOrNumber, RawAudit, RawConfig, RawPipeline, RawSelector, RawService, RawSink, RawSyslog,
+};
+use std::time::Duration;
+use vigil_seal::{LineFormat, SyncPolicy};
 
 /// The commented example configuration, `examples/vigil.toml`.
 pub fn example() -> &'static str {
@@ -125,6 +129,31 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// `[[sinks]]`: where events go, in file order; never empty.
     pub sinks: Vec<SinkConfig>,
+    /// `[audit]`: the sealed audit log every event goes through first, if
+    /// configured.
+    pub audit: Option<AuditConfig>,
+}
+
+/// `[audit]`: the sealed audit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditConfig {
+    /// `dir`: the audit directory (created 0700).
+    pub dir: PathBuf,
+    /// `key_dir`: the key directory; the master key comes from `VIGIL_MASTER_KEY`.
+    pub key_dir: PathBuf,
+    /// `format`: the segment line format, `json` (default), `text` or `cef`.
+    pub format: LineFormat,
+    /// `sync` and `sync_interval_ms`: durability, default group commit every 10 ms.
+    pub sync: SyncPolicy,
+    /// `segment_max_mb`: a new segment after this many bytes (default 64 MiB).
+    pub segment_max_bytes: u64,
+    /// `segment_max_age_s`: a new segment after this long (default one day).
+    pub segment_max_age: Duration,
+    /// `checkpoint_every`: a signed checkpoint after this many entries (default 100000).
+    pub checkpoint_every: u64,
+    /// `checkpoint_interval_s`: a checkpoint at least this often, also when idle (default 60 s).
+    pub checkpoint_interval: Duration,
 }
 
 /// `[service]`: this instance.
@@ -203,6 +232,7 @@ impl Default for Config {
             },
             pipeline: PipelineConfig::default(),
             sinks: vec![SinkConfig::default()],
+            audit: None,
         }
     }
 }
@@ -291,10 +321,119 @@ fn validate(raw: RawConfig, cx: &Context<'_>) -> Result<Config, Invalid> {
             sinks
         }
     };
+    let audit = match raw.audit {
+        Some(raw) => Some(audit(raw, &root.key("audit"), cx)?),
+        None => None,
+    };
     Ok(Config {
         service,
         pipeline,
         sinks,
+        audit,
+    })
+}
+
+fn audit(raw: RawAudit, at: &KeyPath, cx: &Context<'_>) -> Result<AuditConfig, Invalid> {
+    let dir_path = |value: Option<String>, key: &str, example: &str| match value {
+        Some(v) if !v.is_empty() => {
+            let p = Path::new(&v);
+            Ok(if p.is_absolute() {
+                p.to_owned()
+            } else {
+                cx.dir.join(p)
+            })
+        }
+        _ => Err(Invalid::new(
+            at.key(key),
+            format!("missing; the audit log needs it, e.g. {key} = \"{example}\""),
+        )),
+    };
+    let dir = dir_path(raw.dir, "dir", "/var/lib/vigil/audit")?;
+    let key_dir = dir_path(raw.key_dir, "key_dir", "/var/lib/vigil/keys")?;
+    let format = match raw.format.as_deref() {
+        None => LineFormat::Json,
+        Some(name) => LineFormat::from_name(name).ok_or_else(|| {
+            Invalid::new(
+                at.key("format"),
+                format!("unknown audit format {name:?}; expected json, text or cef"),
+            )
+        })?,
+    };
+    let range = |value: Option<i64>,
+                 key: &str,
+                 default: u64,
+                 lo: u64,
+                 hi: u64,
+                 unit: &str|
+     -> Result<u64, Invalid> {
+        match value {
+            None => Ok(default),
+            Some(n) => u64::try_from(n)
+                .ok()
+                .filter(|n| (lo..=hi).contains(n))
+                .ok_or_else(|| {
+                    Invalid::new(
+                        at.key(key),
+                        format!("{n} is out of range; use {lo} to {hi} {unit}"),
+                    )
+                }),
+        }
+    };
+    let interval = range(
+        raw.sync_interval_ms,
+        "sync_interval_ms",
+        10,
+        1,
+        1000,
+        "milliseconds",
+    )?;
+    let sync = match raw.sync.as_deref() {
+        None | Some("interval") => SyncPolicy::Interval(Duration::from_millis(interval)),
+        Some("always") => SyncPolicy::Always,
+        Some("never") => SyncPolicy::Never,
+        Some(other) => {
+            return Err(Invalid::new(
+                at.key("sync"),
+                format!("unknown sync policy {other:?}; expected always, interval or never"),
+            ));
+        }
+    };
+    if raw.sync_interval_ms.is_some() && !matches!(sync, SyncPolicy::Interval(_)) {
+        return Err(Invalid::new(
+            at.key("sync_interval_ms"),
+            "only used with sync = \"interval\"; remove it",
+        ));
+    }
+    Ok(AuditConfig {
+        dir,
+        key_dir,
+        format,
+        sync,
+        segment_max_bytes: range(raw.segment_max_mb, "segment_max_mb", 64, 1, 65_536, "MiB")? << 20,
+        segment_max_age: Duration::from_secs(range(
+            raw.segment_max_age_s,
+            "segment_max_age_s",
+            86_400,
+            1,
+            31_622_400,
+            "seconds",
+        )?),
+        checkpoint_every: range(
+            raw.checkpoint_every,
+            "checkpoint_every",
+            100_000,
+            1,
+            1 << 40,
+            "entries",
+        )?,
+        checkpoint_interval: Duration::from_secs(range(
+            raw.checkpoint_interval_s,
+            "checkpoint_interval_s",
+            60,
+            1,
+            86_400,
+            "seconds",
+        )?),
     })
 }
 

@@ -15,6 +15,21 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) pipeline: RawPipeline,
     pub(super) sinks: Option<Vec<RawSink>>,
+    pub(super) audit: Option<RawAudit>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAudit {
+    pub(super) dir: Option<String>,
+    pub(super) key_dir: Option<String>,
+    pub(super) format: Option<String>,
+    pub(super) sync: Option<String>,
+    pub(super) sync_interval_ms: Option<i64>,
+    pub(super) segment_max_mb: Option<i64>,
+    pub(super) segment_max_age_s: Option<i64>,
+    pub(super) checkpoint_every: Option<i64>,
+    pub(super) checkpoint_interval_s: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
