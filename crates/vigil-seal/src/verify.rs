@@ -1,19 +1,81 @@
 //! `vigil verify`: checks an audit log, streaming, in bounded memory.
 //!
-//! With the audit keys it checks every MAC, seq, chain start, segment link
-//! and checkpoint; with only the checkpoint verifier key it rebuilds the
-//! Merkle tree and checks every checkpoint's signature and root against it;
-//! with checkpoints kept off the host it proves the log still extends them.
+//! # What is checked
+//!
+//! [`Verifier`] reads the segment files in the order of the first seq in
+//! their names, one line at a time, and stops at the first failure. Every
+//! line must be a sealed entry of one format, the seqs must run gapless from
+//! 1, and every segment must start where the previous one ended and agree
+//! with its file name. What else is checked depends on what the verifier is
+//! given:
+//!
+//! - **audit keys** ([`Verifier::keys`], *key mode*): every entry's MAC in its
+//!   forward-secure chain, chain starts, origins and key versions. A change
+//!   to any byte of any entry is found at that entry.
+//! - **the checkpoint verifier key** ([`Verifier::public_key`], *public-key
+//!   mode*): every checkpoint in the log, its signature first, then its size
+//!   and root against the Merkle tree rebuilt from the lines before it.
+//! - **kept checkpoints** ([`Verifier::external_checkpoint`]): checkpoints
+//!   that left the host. The log must reach each one's size, with its root.
+//!   This is the only way to find a cut tail or a deleted last segment: a
+//!   log cut behind its last checkpoint that stayed on the host is still a
+//!   well-formed, shorter log.
+//!
+//! Per line, in this order: the line parses as a sealed entry; the first line
+//! of a segment file agrees with its name and follows the previous segment;
+//! the seq is the one expected; a checkpoint's signature (public key); the
+//! MAC (audit keys); a checkpoint's size and root; kept checkpoints that the
+//! log reaches at this entry.
+//!
+//! # Where a failure is reported
+//!
+//! [`Failure::file`] and [`Failure::line`] name the line at which the log
+//! stops being what was sealed; [`Failure`]'s documentation says which line
+//! and which seq each kind names.
+//!
+//! # Public-key mode
+//!
+//! Without the audit keys nothing binds an entry's bytes except the
+//! checkpoints after it. The verifier promises:
+//!
+//! - lines that do not parse, seqs out of place, missing, renamed or
+//!   reordered segments and forged checkpoints are found and located exactly
+//!   as in key mode (a changed seq field is reported as `modified` when the
+//!   next entry shows which seq belonged there);
+//! - any other change to an entry is found at the **first checkpoint entry
+//!   after it**, as a `fork` whose seq is that checkpoint entry's: its signed
+//!   root disagrees with the log. The message names the range of entries the
+//!   change lies in (after the previous checkpoint);
+//! - entries after the last checkpoint of the log, including the last
+//!   checkpoint entry itself, are covered by nothing but a later kept
+//!   checkpoint. A log closed cleanly ends with a checkpoint entry, so only
+//!   that last entry is uncovered.
+//!
+//! # Memory
+//!
+//! One line at a time, the Merkle tree's frontier (at most 64 hashes) and
+//! the kept checkpoints. Only to name a failure does the verifier look
+//! further: at most the rest of the current segment, two lines of the next
+//! one and the first line of each later segment.
+//!
+//! # Resuming
+//!
+//! [`Verifier::bookmarks_after`] records a [`Bookmark`] after chosen entries;
+//! [`Verifier::resume`] starts a later verification there, without reading
+//! what came before (a log that grows, an auditor who checks every day). A
+//! resumed verification trusts everything before its bookmark: that was
+//! verified when the bookmark was made.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
 use crate::chain::{ChainKey, mac_eq};
-use crate::checkpoint::{Checkpoint, CheckpointVerifier};
+use crate::checkpoint::{Checkpoint, CheckpointVerifier, parse_unverified};
 use crate::line::{LineFormat, Seal, split_sealed};
 use crate::merkle::{Hash, Tree, leaf_hash};
 use crate::writer::parse_segment_name;
@@ -24,8 +86,10 @@ use crate::writer::parse_segment_name;
 pub enum FailureKind {
     /// A checkpoint inside the log has an invalid signature.
     ForgedCheckpoint,
-    /// A checkpoint's root disagrees with the log, or two checkpoints of the
-    /// same size disagree: the log was rewritten after it was committed.
+    /// A checkpoint's signature verifies but its size or root disagrees with
+    /// the log, or a kept checkpoint disagrees with it: the log was rewritten
+    /// after it was committed. In public-key mode this is how a changed
+    /// entry shows, at the first checkpoint after it.
     Fork,
     /// Entries are missing: the next seq jumps ahead.
     Deleted,
@@ -37,11 +101,12 @@ pub enum FailureKind {
     Malformed,
     /// A segment file is missing between two others, or at the start.
     MissingSegment,
-    /// An entry's content or seal was changed: its MAC does not verify.
+    /// An entry's content or seal was changed: its MAC does not verify, or
+    /// its seq is not the one of its place.
     Modified,
     /// Entries are out of order.
     Reordered,
-    /// A segment file's name disagrees with its content.
+    /// A segment file's name disagrees with its content: it was renamed.
     ReorderedSegment,
     /// An older entry appears again later in the log.
     Replayed,
@@ -79,13 +144,39 @@ impl fmt::Display for FailureKind {
 }
 
 /// The first failure verification found.
+///
+/// `file` and `line` name the line at which the log stops being what was
+/// sealed, and `seq` names an entry:
+///
+/// ```text
+/// kind               file:line                               seq
+/// malformed          the line that does not parse            none; for two entries joined on
+///                                                            one line (a lost newline), the first
+/// modified           the changed line                        the seq the entry has in the log,
+///                                                            also when its seq field was changed
+/// unknown_key        the chain start naming the version      that entry's
+/// deleted            the line where the missing entries      the first missing seq
+///                    were (after the last line of the
+///                    file when they ended a file)
+/// duplicated         the second copy                         the duplicated seq
+/// replayed           the copy of an older entry              the copy's seq
+/// inserted           the copy of a later entry               the copy's seq
+/// reordered          the first line out of order             the seq found there
+/// missing_segment    line 1 of the file after the gap        the first missing seq
+/// reordered_segment  line 1 of the renamed file              its first seq
+/// forged_checkpoint  the checkpoint entry                    its seq
+/// fork               the checkpoint entry, or the entry at   that entry's
+///                    which the log reaches a kept
+///                    checkpoint's size
+/// truncated_tail     after the last line of the last file    the first missing seq
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     /// What is wrong.
     pub kind: FailureKind,
     /// The segment file.
     pub file: PathBuf,
-    /// The line in that file, from 1 (0 when the failure concerns the file).
+    /// The line in that file, from 1.
     pub line: u64,
     /// The seq of the entry concerned, when known.
     pub seq: Option<u64>,
@@ -106,24 +197,28 @@ impl fmt::Display for Failure {
 /// The result of a verification.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
-    /// Entries read.
+    /// Entries read (since the bookmark, when resumed).
     pub entries: u64,
-    /// Segment files read.
+    /// Segment files read (since the bookmark's, when resumed).
     pub segments: u64,
     /// Entries whose MAC was checked.
     pub macs_checked: u64,
-    /// Checkpoints inside the log whose signature and root were checked.
+    /// Checkpoints inside the log whose size and root were checked (and
+    /// signature, with the public key).
     pub checkpoints_checked: u64,
     /// Checkpoints from outside the log that were checked.
     pub external_checkpoints_checked: u64,
     /// Chains (service starts and key rotations) seen.
     pub chains: u64,
-    /// The last seq read.
+    /// The last seq verified.
     pub last_seq: u64,
-    /// The Merkle root of the whole log.
+    /// The Merkle root of the log up to `last_seq`.
     pub root: Hash,
     /// The line format found.
     pub format: Option<LineFormat>,
+    /// The bookmarks asked for with [`Verifier::bookmarks_after`], in seq
+    /// order, for the entries that verified.
+    pub bookmarks: Vec<Bookmark>,
     /// The first failure; `None` when the log verified.
     pub failure: Option<Failure>,
 }
@@ -152,9 +247,12 @@ pub enum VerifyError {
     #[error("no audit segments (audit-<seq>.log) found in {0}")]
     NoSegments(String),
     /// Neither keys nor a public key were given.
-    #[error("nothing to verify with: give the key directory (and VIGIL_MASTER_KEY) or --public-key")]
+    #[error(
+        "nothing to verify with: give the key directory (and VIGIL_MASTER_KEY) or --public-key"
+    )]
     NoKeys,
-    /// An external checkpoint could not be read or does not verify.
+    /// An external checkpoint could not be read, does not verify, or cannot
+    /// be checked from the bookmark the verification resumes at.
     #[error("checkpoint {path}: {message}")]
     BadCheckpoint {
         /// The file.
@@ -167,12 +265,86 @@ pub enum VerifyError {
 /// Looks up the audit key of a version.
 pub type KeyLookup<'a> = dyn Fn(u32) -> Option<Zeroizing<[u8; 32]>> + 'a;
 
-/// How to verify.
+/// A place in a log after a verified entry, where a later verification can
+/// resume ([`Verifier::resume`]) without reading what came before.
+///
+/// It holds the verifier's state there: the segment (found again by its file
+/// name), the offset and line in it, the next seq, the previous MAC, the
+/// Merkle tree's frontier, the previous line and where the current chain
+/// started. It holds no secret: resuming with the audit keys derives the
+/// chain key again, one SHA-256 per entry since the chain started.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Bookmark {
+    segment: PathBuf,
+    offset: u64,
+    line: u64,
+    next_seq: u64,
+    prev_mac: Hash,
+    tree: Tree,
+    prev_line: Vec<u8>,
+    format: Option<LineFormat>,
+    origin: Option<String>,
+    chain: Option<ChainPos>,
+    last_checkpoint: u64,
+}
+
+impl Bookmark {
+    /// The last entry verified before the bookmark.
+    pub fn seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    /// The segment file the bookmark is in.
+    pub fn segment(&self) -> &Path {
+        &self.segment
+    }
+
+    /// The line of that file the bookmark follows (from 1).
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// The Merkle root of the log up to the bookmark.
+    pub fn root(&self) -> Hash {
+        self.tree.root()
+    }
+}
+
+impl fmt::Debug for Bookmark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bookmark")
+            .field("segment", &self.segment)
+            .field("line", &self.line)
+            .field("seq", &self.seq())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the chain of the current entries started, for deriving its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ChainPos {
+    origin: String,
+    start: u64,
+    version: u32,
+}
+
+/// Verifies an audit log, streaming, and stops at the first failure.
+///
+/// Give it the audit keys ([`keys`](Self::keys)) to check every entry's MAC,
+/// the checkpoint verifier key ([`public_key`](Self::public_key)) to check
+/// every checkpoint, or both; and the checkpoints kept off the host
+/// ([`external_checkpoint`](Self::external_checkpoint)), without which a cut
+/// tail cannot be told from a shorter log. With the public key alone, a
+/// changed entry whose line still parses with its seq in place is found at
+/// the first checkpoint entry after it, as a [`FailureKind::Fork`].
 pub struct Verifier<'a> {
     keys: Option<&'a KeyLookup<'a>>,
     public: Option<CheckpointVerifier>,
     external: Vec<(PathBuf, Checkpoint)>,
     progress: Option<&'a dyn Fn(u64)>,
+    resume: Option<Bookmark>,
+    /// Seqs to record a bookmark after, in descending order.
+    bookmark_at: Vec<u64>,
 }
 
 impl fmt::Debug for Verifier<'_> {
@@ -181,7 +353,8 @@ impl fmt::Debug for Verifier<'_> {
             .field("keys", &self.keys.is_some())
             .field("public", &self.public.is_some())
             .field("external", &self.external.len())
-            .finish()
+            .field("resume", &self.resume)
+            .finish_non_exhaustive()
     }
 }
 
@@ -194,7 +367,14 @@ impl<'a> Default for Verifier<'a> {
 impl<'a> Verifier<'a> {
     /// A verifier with nothing to verify with yet.
     pub fn new() -> Self {
-        Verifier { keys: None, public: None, external: Vec::new(), progress: None }
+        Verifier {
+            keys: None,
+            public: None,
+            external: Vec::new(),
+            progress: None,
+            resume: None,
+            bookmark_at: Vec::new(),
+        }
     }
 
     /// Checks MACs with the audit keys `lookup` returns by version.
@@ -218,13 +398,33 @@ impl<'a> Verifier<'a> {
     /// Adds a checkpoint kept off the host (the note's text); the log must
     /// extend it. Needs the public key to check its signature.
     pub fn external_checkpoint(mut self, path: &Path, note: &str) -> Result<Self, VerifyError> {
-        let bad = |message: String| VerifyError::BadCheckpoint { path: path.to_path_buf(), message };
+        let bad = |message: String| VerifyError::BadCheckpoint {
+            path: path.to_path_buf(),
+            message,
+        };
         let verifier = self.public.as_ref().ok_or_else(|| {
             bad("checking a kept checkpoint needs the public key (--public-key)".into())
         })?;
         let cp = verifier.verify(note).map_err(|e| bad(e.to_string()))?;
         self.external.push((path.to_path_buf(), cp));
         Ok(self)
+    }
+
+    /// Starts after `bookmark` instead of at the first entry. Segment files
+    /// that sort before the bookmark's are not read; kept checkpoints must
+    /// be larger than the log at the bookmark.
+    pub fn resume(mut self, bookmark: Bookmark) -> Self {
+        self.resume = Some(bookmark);
+        self
+    }
+
+    /// Records a [`Bookmark`] after each of these entries, in
+    /// [`Report::bookmarks`].
+    pub fn bookmarks_after(mut self, seqs: &[u64]) -> Self {
+        self.bookmark_at.extend_from_slice(seqs);
+        self.bookmark_at.sort_unstable_by(|a, b| b.cmp(a));
+        self.bookmark_at.dedup();
+        self
     }
 
     /// Verifies the segments found in `paths` (files or directories, any
@@ -238,12 +438,33 @@ impl<'a> Verifier<'a> {
             let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
             return Err(VerifyError::NoSegments(names.join(", ")));
         }
-        let mut run = Run::new(self);
-        for (name_seq, path) in &segments {
+        let mut run = Run::new(self, &segments)?;
+        let (first, offset) = match &self.resume {
+            None => (0, 0),
+            Some(b) => match segments
+                .iter()
+                .position(|(_, p)| p.file_name() == b.segment.file_name())
+            {
+                Some(i) => (i, b.offset),
+                None => {
+                    let msg = "the bookmarked segment file is gone".to_string();
+                    run.fail(
+                        FailureKind::MissingSegment,
+                        &b.segment,
+                        b.line,
+                        Some(b.next_seq),
+                        msg,
+                    );
+                    run.finish();
+                    return Ok(run.report);
+                }
+            },
+        };
+        for idx in first..segments.len() {
             if run.report.failure.is_some() {
                 break;
             }
-            run.segment(*name_seq, path)?;
+            run.segment(idx, if idx == first { offset } else { 0 })?;
         }
         run.finish();
         Ok(run.report)
@@ -277,222 +498,515 @@ fn collect_segments(paths: &[PathBuf]) -> Result<Vec<(u64, PathBuf)>, VerifyErro
     Ok(out)
 }
 
+/// Read buffer of a segment file.
+const READ_BUF: usize = 256 * 1024;
+
 struct Run<'v, 'a> {
     v: &'v Verifier<'a>,
+    segments: &'v [(u64, PathBuf)],
     report: Report,
     tree: Tree,
     expected: u64,
     prev_mac: Hash,
-    chain: Option<(ChainKey, u32)>,
+    /// Where the current chain started (tracked in every mode).
+    chain: Option<ChainPos>,
+    /// The chain key for `expected` (key mode), derived when first needed.
+    key: Option<ChainKey>,
     format: Option<LineFormat>,
     origin: Option<String>,
-    /// External checkpoints by size, not yet reached.
+    /// External checkpoints not yet reached, largest size first.
     pending_external: Vec<(PathBuf, Checkpoint)>,
-    /// In-log checkpoints by size, to detect two that disagree.
-    seen_roots: Vec<(u64, Hash)>,
+    /// Seq of the last checkpoint entry verified (0: none yet).
+    last_checkpoint: u64,
     bytes: u64,
+    line: Vec<u8>,
     prev_line: Vec<u8>,
+    /// The file being read, and the lines and bytes of it read so far.
+    file: PathBuf,
+    file_line: u64,
+    file_offset: u64,
+    /// The last file read to its end, and its line count.
+    prev_file: Option<(PathBuf, u64)>,
+    bookmark_at: Vec<u64>,
 }
 
 impl<'v, 'a> Run<'v, 'a> {
-    fn new(v: &'v Verifier<'a>) -> Self {
+    fn new(v: &'v Verifier<'a>, segments: &'v [(u64, PathBuf)]) -> Result<Self, VerifyError> {
         let mut pending_external = v.external.clone();
         pending_external.sort_by_key(|(_, cp)| std::cmp::Reverse(cp.size));
-        Run {
+        let mut run = Run {
             v,
+            segments,
             report: Report::default(),
             tree: Tree::new(),
             expected: 1,
             prev_mac: [0; 32],
             chain: None,
+            key: None,
             format: None,
             origin: None,
             pending_external,
-            seen_roots: Vec::new(),
+            last_checkpoint: 0,
             bytes: 0,
+            line: Vec::new(),
             prev_line: Vec::new(),
+            file: PathBuf::new(),
+            file_line: 0,
+            file_offset: 0,
+            prev_file: None,
+            bookmark_at: v.bookmark_at.clone(),
+        };
+        if let Some(b) = &v.resume {
+            if let Some((path, cp)) = run
+                .pending_external
+                .iter()
+                .find(|(_, cp)| cp.size <= b.tree.size())
+            {
+                return Err(VerifyError::BadCheckpoint {
+                    path: path.clone(),
+                    message: format!(
+                        "it has {} entries, not more than the {} before the bookmark; verify from the start to check it",
+                        cp.size,
+                        b.tree.size()
+                    ),
+                });
+            }
+            run.tree = b.tree.clone();
+            run.expected = b.next_seq;
+            run.prev_mac = b.prev_mac;
+            run.chain = b.chain.clone();
+            run.format = b.format;
+            run.origin = b.origin.clone();
+            run.last_checkpoint = b.last_checkpoint;
+            run.prev_line = b.prev_line.clone();
+            run.file = b.segment.clone();
+            run.file_line = b.line;
+            run.file_offset = b.offset;
+            run.report.last_seq = b.seq();
+            run.report.format = b.format;
         }
+        Ok(run)
     }
 
-    fn fail(&mut self, kind: FailureKind, file: &Path, line: u64, seq: Option<u64>, message: String) {
+    fn fail(
+        &mut self,
+        kind: FailureKind,
+        file: &Path,
+        line: u64,
+        seq: Option<u64>,
+        message: String,
+    ) {
         if self.report.failure.is_none() {
-            self.report.failure = Some(Failure { kind, file: file.to_path_buf(), line, seq, message });
+            self.report.failure = Some(Failure {
+                kind,
+                file: file.to_path_buf(),
+                line,
+                seq,
+                message,
+            });
         }
     }
 
-    fn segment(&mut self, name_seq: u64, path: &Path) -> Result<(), VerifyError> {
-        let file = File::open(path).map_err(|source| VerifyError::Io { path: path.to_path_buf(), source })?;
-        self.report.segments += 1;
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        let mut lines = Lines { reader: &mut reader, buf: Vec::new(), ahead: Vec::new(), path };
-        let mut lineno = 0u64;
-        let mut first = true;
-        while let Some(line) = lines.next()? {
-            lineno += 1;
-            self.bytes += line.len() as u64 + 1;
-            if self.report.entries % 65_536 == 0 {
-                if let Some(p) = self.v.progress {
-                    p(self.bytes);
-                }
-            }
-            let format = match self.format {
-                Some(f) => f,
-                None => match detect(&line) {
-                    Some(f) => {
-                        self.format = Some(f);
-                        self.report.format = Some(f);
-                        f
-                    }
-                    None => {
-                        self.fail(FailureKind::Malformed, path, lineno, None, "not a sealed entry in any format".into());
-                        return Ok(());
-                    }
-                },
-            };
-            let Ok((record, seal)) = split_sealed(format, &line) else {
-                self.fail(FailureKind::Malformed, path, lineno, None, "line is not a sealed entry".into());
-                return Ok(());
-            };
-            if first {
-                first = false;
-                if seal.seq != name_seq && name_seq != u64::MAX {
-                    let msg = format!("file is named for seq {name_seq} but starts at seq {}", seal.seq);
-                    self.fail(FailureKind::ReorderedSegment, path, lineno, Some(seal.seq), msg);
-                    return Ok(());
-                }
-                if seal.seq > self.expected {
-                    let msg = format!(
-                        "segment starts at seq {} but seq {} was expected: the segment(s) holding {}..{} are missing",
-                        seal.seq,
-                        self.expected,
-                        self.expected,
-                        seal.seq - 1
-                    );
-                    self.fail(FailureKind::MissingSegment, path, lineno, Some(seal.seq), msg);
-                    return Ok(());
-                }
-            }
-            if seal.seq != self.expected {
-                let (kind, msg) = self.classify(&line, &seal, &mut lines, format)?;
-                self.fail(kind, path, lineno, Some(seal.seq), msg);
+    /// Reads segment `idx` from `offset` (non-zero only at a bookmark).
+    fn segment(&mut self, idx: usize, offset: u64) -> Result<(), VerifyError> {
+        let segments = self.segments;
+        let (name_seq, path) = &segments[idx];
+        let io_err = |source| VerifyError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = File::open(path).map_err(io_err)?;
+        if offset > 0 {
+            let len = file.metadata().map_err(io_err)?.len();
+            if len < offset {
+                let msg = format!("the file has {len} bytes, fewer than when it was bookmarked");
+                let seq = Some(self.expected - 1);
+                self.fail(FailureKind::Modified, path, self.file_line, seq, msg);
                 return Ok(());
             }
-            // Checkpoints commit to the tree before this entry.
-            if let Some(note) = &seal.checkpoint {
-                if let Some(msg) = self.check_checkpoint(note) {
-                    let kind = if msg.starts_with("signature") {
-                        FailureKind::ForgedCheckpoint
-                    } else {
-                        FailureKind::Fork
-                    };
-                    self.fail(kind, path, lineno, Some(seal.seq), msg);
-                    return Ok(());
-                }
-            }
-            if let Some((kind, msg)) = self.check_mac(&record, &seal) {
-                self.fail(kind, path, lineno, Some(seal.seq), msg);
-                return Ok(());
-            }
-            self.tree.push(leaf_hash(&line));
-            self.check_external(path, lineno, seal.seq);
-            if self.report.failure.is_some() {
-                return Ok(());
-            }
-            self.report.entries += 1;
-            self.report.last_seq = seal.seq;
-            self.expected = seal.seq + 1;
-            self.prev_mac = seal.mac;
-            self.prev_line.clear();
-            self.prev_line.extend_from_slice(&line);
+            file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
+        } else {
+            self.report.segments += 1;
+            self.file_line = 0;
+            self.file_offset = 0;
         }
+        self.file.clone_from(path);
+        let next = segments.get(idx + 1).map(|(_, p)| p.as_path());
+        let mut lines = Lines::new(BufReader::with_capacity(READ_BUF, file), path, next);
+        let mut line = std::mem::take(&mut self.line);
+        let mut first = offset == 0;
+        while let Some(n) = lines.next(&mut line)? {
+            self.file_line += 1;
+            self.file_offset += n;
+            let start = first.then_some((idx, *name_seq));
+            first = false;
+            if !self.entry(&line, &mut lines, start)? {
+                break;
+            }
+            std::mem::swap(&mut line, &mut self.prev_line);
+        }
+        self.line = line;
+        self.prev_file = Some((path.clone(), self.file_line));
         Ok(())
+    }
+
+    /// Checks one line; false when it failed. `start` is the segment's index
+    /// and the seq in its name, for its first line.
+    fn entry(
+        &mut self,
+        line: &[u8],
+        lines: &mut Lines<'_>,
+        start: Option<(usize, u64)>,
+    ) -> Result<bool, VerifyError> {
+        let path = lines.path;
+        let lineno = self.file_line;
+        self.bytes += line.len() as u64 + 1;
+        if let Some(p) = self.v.progress
+            && self.report.entries.is_multiple_of(65_536)
+        {
+            p(self.bytes);
+        }
+        let format = match self.format {
+            Some(f) => f,
+            None => match detect(line) {
+                Some(f) => {
+                    self.format = Some(f);
+                    self.report.format = Some(f);
+                    f
+                }
+                None => {
+                    let msg = "not a sealed entry in any format".to_string();
+                    self.fail(FailureKind::Malformed, path, lineno, None, msg);
+                    return Ok(false);
+                }
+            },
+        };
+        let Ok((record, seal)) = split_sealed(format, line) else {
+            let msg = "line is not a sealed entry".to_string();
+            self.fail(FailureKind::Malformed, path, lineno, None, msg);
+            return Ok(false);
+        };
+        if let Some((idx, name_seq)) = start
+            && let Some(f) = self.segment_start(idx, name_seq, line, &seal, format)?
+        {
+            self.report.failure.get_or_insert(f);
+            return Ok(false);
+        }
+        if seal.seq != self.expected {
+            let (kind, seq, msg) = self.classify(line, &record, &seal, lines, format)?;
+            self.fail(kind, path, lineno, seq, msg);
+            return Ok(false);
+        }
+        let signed = match (&seal.checkpoint, &self.v.public) {
+            (Some(note), Some(verifier)) => match verifier.verify(note) {
+                Ok(cp) => Some(cp),
+                Err(e) => {
+                    let msg = format!("checkpoint signature: {e}");
+                    self.fail(
+                        FailureKind::ForgedCheckpoint,
+                        path,
+                        lineno,
+                        Some(seal.seq),
+                        msg,
+                    );
+                    return Ok(false);
+                }
+            },
+            _ => None,
+        };
+        if let Some((kind, msg)) = self.check_mac(&record, &seal) {
+            self.fail(kind, path, lineno, Some(seal.seq), msg);
+            return Ok(false);
+        }
+        if let Some(note) = &seal.checkpoint {
+            if let Some((kind, msg)) = self.check_checkpoint(note, signed) {
+                self.fail(kind, path, lineno, Some(seal.seq), msg);
+                return Ok(false);
+            }
+            self.last_checkpoint = seal.seq;
+        }
+        self.tree.push(leaf_hash(line));
+        self.check_external(path, lineno, seal.seq);
+        if self.report.failure.is_some() {
+            return Ok(false);
+        }
+        self.report.entries += 1;
+        self.report.last_seq = seal.seq;
+        self.expected = seal.seq + 1;
+        self.prev_mac = seal.mac;
+        while let Some(&want) = self.bookmark_at.last() {
+            if want > seal.seq {
+                break;
+            }
+            self.bookmark_at.pop();
+            if want == seal.seq {
+                let b = self.bookmark(line, &seal);
+                self.report.bookmarks.push(b);
+            }
+        }
+        Ok(true)
+    }
+
+    fn bookmark(&self, line: &[u8], seal: &Seal) -> Bookmark {
+        Bookmark {
+            segment: self.file.clone(),
+            offset: self.file_offset,
+            line: self.file_line,
+            next_seq: seal.seq + 1,
+            prev_mac: seal.mac,
+            tree: self.tree.clone(),
+            prev_line: line.to_vec(),
+            format: self.format,
+            origin: self.origin.clone(),
+            chain: self.chain.clone(),
+            last_checkpoint: self.last_checkpoint,
+        }
+    }
+
+    /// Checks the first line of a segment file against the file's name and
+    /// the segment before it. Only a file that does not start where its name
+    /// and the log say is a segment-level failure; otherwise its lines are
+    /// checked one by one.
+    fn segment_start(
+        &mut self,
+        idx: usize,
+        name_seq: u64,
+        line: &[u8],
+        seal: &Seal,
+        format: LineFormat,
+    ) -> Result<Option<Failure>, VerifyError> {
+        let (e, c, n) = (self.expected, seal.seq, name_seq);
+        if n == u64::MAX || n == e {
+            return Ok(None);
+        }
+        let segments = self.segments;
+        let path = &segments[idx].1;
+        let at = |kind, file: &Path, line, seq, message| {
+            Ok(Some(Failure {
+                kind,
+                file: file.to_path_buf(),
+                line,
+                seq: Some(seq),
+                message,
+            }))
+        };
+        if c == e || c != n {
+            let msg =
+                format!("the file is named for seq {n} but starts at seq {c}: it was renamed");
+            return at(FailureKind::ReorderedSegment, path, 1, c, msg);
+        }
+        if c < e {
+            let msg = format!("the file starts at seq {c}, which was already read");
+            return at(FailureKind::Replayed, path, 1, c, msg);
+        }
+        // The file is named for its first entry, but entries e..c-1 are missing.
+        let gap = if c - 1 == e {
+            format!("entry {e}")
+        } else {
+            format!("entries {e}..{}", c - 1)
+        };
+        if let Some((p, p_name)) = first_starting_at(&segments[idx + 1..], e, format) {
+            let msg = format!(
+                "the file holds {gap} and more but is named for seq {p_name}: it was renamed"
+            );
+            return at(FailureKind::ReorderedSegment, p, 1, e, msg);
+        }
+        if let Some((prev, prev_lines)) = &self.prev_file {
+            let linked = previous_segment(line);
+            if linked.is_some() && linked == prev.file_name().and_then(|n| n.to_str()) {
+                let msg = format!("{gap} are missing from the end of this file");
+                return at(FailureKind::Deleted, prev, prev_lines + 1, e, msg);
+            }
+        }
+        let msg = format!("the segment(s) holding {gap} are missing before this file");
+        at(FailureKind::MissingSegment, path, 1, e, msg)
     }
 
     /// Names what an out-of-place seq means, looking at the lines after it.
     fn classify(
         &mut self,
         line: &[u8],
+        record: &[u8],
         seal: &Seal,
-        lines: &mut Lines<'_, '_>,
+        lines: &mut Lines<'_>,
         format: LineFormat,
-    ) -> Result<(FailureKind, String), VerifyError> {
+    ) -> Result<(FailureKind, Option<u64>, String), VerifyError> {
         let e = self.expected;
         let s = seal.seq;
+        if contains(line, &seal_prefix(format, e)) {
+            let msg = format!("entries {e} and {s} share one line: a line break is missing");
+            return Ok((FailureKind::Malformed, Some(e), msg));
+        }
+        let next = lines.peek(0)?.map(|l| line_seq(format, l));
+        let end = next.is_none();
+        let next = next.flatten();
+        let changed =
+            format!("the entry in the place of seq {e} says seq {s}: its seq was changed");
         if s < e {
             if s + 1 == e && line == self.prev_line.as_slice() {
-                return Ok((FailureKind::Duplicated, format!("entry {s} appears twice")));
+                return Ok((
+                    FailureKind::Duplicated,
+                    Some(s),
+                    format!("entry {s} appears twice"),
+                ));
             }
-            return Ok((FailureKind::Replayed, format!("entry {s} appears again after entry {}", e - 1)));
+            if next == Some(e) {
+                let msg = format!("entry {s} appears again after entry {}", e - 1);
+                return Ok((FailureKind::Replayed, Some(s), msg));
+            }
+            if next == Some(e + 1) || (end && self.verifies_as(e, record, seal)) {
+                return Ok((FailureKind::Modified, Some(e), changed));
+            }
+            let msg = format!("entry {s} appears again after entry {}", e - 1);
+            return Ok((FailureKind::Replayed, Some(s), msg));
         }
-        // s > e: deleted, inserted or reordered. Look ahead in this file.
-        let next = lines.peek_seq(0, format)?;
-        let after = lines.peek_seq(1, format)?;
-        if next == Some(e) && after.is_none_or(|a| a == e + 1) {
-            return Ok((FailureKind::Inserted, format!("entry {s} does not belong before entry {e}")));
+        let after = lines.peek(1)?.and_then(|l| line_seq(format, l));
+        if next == Some(e) && after == Some(e + 1) {
+            let msg = format!("entry {s} does not belong before entry {e}");
+            return Ok((FailureKind::Inserted, Some(s), msg));
         }
-        if lines.find_seq(e, format)? {
-            return Ok((FailureKind::Reordered, format!("entry {s} comes before entry {e}")));
+        if next != Some(s + 1) && lines.find_seq(e, format)? {
+            return Ok((
+                FailureKind::Reordered,
+                Some(s),
+                format!("entry {s} comes before entry {e}"),
+            ));
         }
-        Ok((FailureKind::Deleted, format!("entries {e}..{} are missing", s - 1)))
+        if next == Some(e + 1) || (end && self.verifies_as(e, record, seal)) {
+            return Ok((FailureKind::Modified, Some(e), changed));
+        }
+        let msg = if s - 1 == e {
+            format!("entry {e} is missing")
+        } else {
+            format!("entries {e}..{} are missing", s - 1)
+        };
+        Ok((FailureKind::Deleted, Some(e), msg))
+    }
+
+    /// The chain key for entry `expected`, derived from the chain's start
+    /// when the verification resumed at a bookmark.
+    fn chain_key(
+        &mut self,
+        lookup: &KeyLookup<'_>,
+    ) -> Result<(&mut ChainKey, u32), (FailureKind, String)> {
+        let Some(pos) = &self.chain else {
+            return Err((FailureKind::Modified, "entry before any chain start".into()));
+        };
+        let key = match self.key.take() {
+            Some(k) => k,
+            None => {
+                let Some(audit_key) = lookup(pos.version) else {
+                    let msg = format!("audit key version {} is not available", pos.version);
+                    return Err((FailureKind::UnknownKey, msg));
+                };
+                let mut k = ChainKey::start(&audit_key, &pos.origin, pos.start);
+                for _ in pos.start..self.expected {
+                    k.evolve();
+                }
+                k
+            }
+        };
+        let version = pos.version;
+        Ok((self.key.insert(key), version))
     }
 
     fn check_mac(&mut self, record: &[u8], seal: &Seal) -> Option<(FailureKind, String)> {
-        let lookup = self.v.keys?;
         if let Some(origin) = &seal.start {
-            if let Some(o) = &self.origin {
-                if o != origin {
-                    return Some((FailureKind::Modified, format!("chain origin {origin:?} differs from {o:?}")));
-                }
+            if self.v.keys.is_some()
+                && let Some(o) = &self.origin
+                && o != origin
+            {
+                let msg = format!("chain origin {origin:?} differs from {o:?}");
+                return Some((FailureKind::Modified, msg));
             }
             self.origin = Some(origin.clone());
-            let Some(key) = lookup(seal.key_version) else {
-                return Some((FailureKind::UnknownKey, format!("audit key version {} is not available", seal.key_version)));
-            };
-            self.chain = Some((ChainKey::start(&key, origin, seal.seq), seal.key_version));
+            self.chain = Some(ChainPos {
+                origin: origin.clone(),
+                start: seal.seq,
+                version: seal.key_version,
+            });
+            self.key = None;
             self.report.chains += 1;
         }
-        let Some((chain, version)) = &mut self.chain else {
-            return Some((FailureKind::Modified, "entry before any chain start".into()));
+        let lookup = self.v.keys?;
+        let prev = self.prev_mac;
+        let (key, version) = match self.chain_key(lookup) {
+            Ok(k) => k,
+            Err(failure) => return Some(failure),
         };
-        if *version != seal.key_version {
-            return Some((FailureKind::Modified, format!("key version {} inside a chain of version {version}", seal.key_version)));
+        if version != seal.key_version {
+            let msg = format!(
+                "key version {} inside a chain of version {version}",
+                seal.key_version
+            );
+            return Some((FailureKind::Modified, msg));
         }
-        let mac = chain.mac(
-            seal.seq,
-            seal.key_version,
-            seal.start.is_some(),
-            record,
-            seal.checkpoint.as_deref(),
-            &self.prev_mac,
-        );
+        let start = seal.start.is_some();
+        let cp = seal.checkpoint.as_deref();
+        let mac = key.mac(seal.seq, seal.key_version, start, record, cp, &prev);
         if !mac_eq(&mac, &seal.mac) {
-            return Some((FailureKind::Modified, "MAC does not verify: the entry or its seal was changed".into()));
+            let msg = "MAC does not verify: the entry or its seal was changed".to_string();
+            return Some((FailureKind::Modified, msg));
         }
-        chain.evolve();
+        key.evolve();
         self.report.macs_checked += 1;
         None
     }
 
-    /// Checks an in-log checkpoint; `Some(message)` when it fails.
-    fn check_checkpoint(&mut self, note: &str) -> Option<String> {
-        let cp = match &self.v.public {
-            Some(verifier) => match verifier.verify(note) {
-                Ok(cp) => cp,
-                Err(e) => return Some(format!("signature: {e}")),
+    /// True when the line's MAC verifies as entry `seq`, the one expected:
+    /// only its seq field was changed. Always false without the audit keys.
+    fn verifies_as(&mut self, seq: u64, record: &[u8], seal: &Seal) -> bool {
+        let Some(lookup) = self.v.keys else {
+            return false;
+        };
+        let prev = self.prev_mac;
+        let cp = seal.checkpoint.as_deref();
+        let v = seal.key_version;
+        let mac = match &seal.start {
+            Some(origin) => match lookup(v) {
+                Some(audit_key) => {
+                    ChainKey::start(&audit_key, origin, seq).mac(seq, v, true, record, cp, &prev)
+                }
+                None => return false,
             },
-            // Without the public key, still check what the note claims.
-            None => match crate::checkpoint::parse_unverified(note) {
-                Some(cp) => cp,
-                None => return Some("signature: checkpoint note is malformed".into()),
+            None => match self.chain_key(lookup) {
+                Ok((key, version)) if version == v => key.mac(seq, v, false, record, cp, &prev),
+                _ => return false,
             },
         };
+        mac_eq(&mac, &seal.mac)
+    }
+
+    /// Checks an in-log checkpoint's size and root against the tree;
+    /// `signed` is the checkpoint when its signature was already checked.
+    fn check_checkpoint(
+        &mut self,
+        note: &str,
+        signed: Option<Checkpoint>,
+    ) -> Option<(FailureKind, String)> {
+        let Some(cp) = signed.or_else(|| parse_unverified(note)) else {
+            let msg = "checkpoint note is malformed".to_string();
+            return Some((FailureKind::ForgedCheckpoint, msg));
+        };
+        let since = match self.last_checkpoint {
+            0 => "an entry".to_string(),
+            seq => format!("an entry after seq {seq} (the previous checkpoint)"),
+        };
         if cp.size != self.tree.size() {
-            return Some(format!("checkpoint claims {} entries where {} precede it", cp.size, self.tree.size()));
+            let msg = format!(
+                "checkpoint claims {} entries where {} precede it",
+                cp.size,
+                self.tree.size()
+            );
+            return Some((FailureKind::Fork, msg));
         }
         if !mac_eq(&cp.root, &self.tree.root()) {
-            return Some(format!("checkpoint root for {} entries disagrees with the log", cp.size));
+            let msg = format!(
+                "checkpoint root for {} entries disagrees with the log: {since} was changed after it was signed, or the log forked",
+                cp.size
+            );
+            return Some((FailureKind::Fork, msg));
         }
-        self.seen_roots.push((cp.size, cp.root));
         self.report.checkpoints_checked += 1;
         None
     }
@@ -502,7 +1016,9 @@ impl<'v, 'a> Run<'v, 'a> {
             if cp.size > self.tree.size() {
                 break;
             }
-            let Some((cp_path, cp)) = self.pending_external.pop() else { break };
+            let Some((cp_path, cp)) = self.pending_external.pop() else {
+                break;
+            };
             if cp.size == self.tree.size() {
                 if !mac_eq(&cp.root, &self.tree.root()) {
                     let msg = format!(
@@ -526,13 +1042,20 @@ impl<'v, 'a> Run<'v, 'a> {
             return;
         }
         if let Some((path, cp)) = self.pending_external.first().cloned() {
+            let size = self.tree.size();
             let msg = format!(
-                "the log has {} entries but kept checkpoint {} has {}: its tail was cut",
-                self.tree.size(),
+                "the log ends after seq {size} but kept checkpoint {} has {} entries: its tail was cut",
                 path.display(),
-                cp.size
+                cp.size,
             );
-            self.fail(FailureKind::TruncatedTail, &path, 0, Some(self.tree.size() + 1), msg);
+            let file = self.file.clone();
+            self.fail(
+                FailureKind::TruncatedTail,
+                &file,
+                self.file_line + 1,
+                Some(size + 1),
+                msg,
+            );
         }
     }
 }
@@ -543,58 +1066,227 @@ fn detect(line: &[u8]) -> Option<LineFormat> {
         .find(|&f| split_sealed(f, line).is_ok())
 }
 
-/// Lines of one segment, with lookahead for classifying failures.
-struct Lines<'r, 'p> {
-    reader: &'r mut BufReader<File>,
-    buf: Vec<u8>,
-    ahead: Vec<Vec<u8>>,
-    path: &'p Path,
+/// The opening of the seal and the token after its seq, as `line.rs`
+/// writes them.
+fn seal_tokens(format: LineFormat) -> (&'static [u8], &'static [u8]) {
+    match format {
+        LineFormat::Json => (b",\"seal\":{\"seq\":", b",\"key\":"),
+        LineFormat::Text => (b" seal.seq=", b" seal.key="),
+        LineFormat::Cef => (b" vigilSealSeq=", b" vigilSealKey="),
+    }
 }
 
-impl Lines<'_, '_> {
-    fn read_raw(&mut self) -> Result<Option<Vec<u8>>, VerifyError> {
-        self.buf.clear();
-        let n = self
-            .reader
-            .read_until(b'\n', &mut self.buf)
-            .map_err(|source| VerifyError::Io { path: self.path.to_path_buf(), source })?;
-        if n == 0 {
+/// The bytes a sealed line of entry `seq` holds from its seal's opening to
+/// its key version.
+fn seal_prefix(format: LineFormat, seq: u64) -> Vec<u8> {
+    let (open, key) = seal_tokens(format);
+    let mut v = open.to_vec();
+    v.extend_from_slice(seq.to_string().as_bytes());
+    v.extend_from_slice(key);
+    v
+}
+
+/// The seq in a line's seal, read cheaply, for looking ahead.
+fn line_seq(format: LineFormat, line: &[u8]) -> Option<u64> {
+    let (open, _) = seal_tokens(format);
+    let at = line.windows(open.len()).rposition(|w| w == open)?;
+    let digits = &line[at + open.len()..];
+    let n = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&digits[..n]).ok()?.parse().ok()
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The previous segment a segment's first entry (`audit.segment_rotated`)
+/// names, in any format: the first `audit-<20 digits>.log` in the line.
+fn previous_segment(line: &[u8]) -> Option<&str> {
+    const LEN: usize = "audit-".len() + 20 + ".log".len();
+    line.windows(LEN)
+        .find(|w| {
+            w.starts_with(b"audit-")
+                && w.ends_with(b".log")
+                && w[6..26].iter().all(u8::is_ascii_digit)
+        })
+        .and_then(|w| std::str::from_utf8(w).ok())
+}
+
+/// The first of `segments` whose first line has seq `seq`, and the seq its
+/// name promises. Reads one line of each.
+fn first_starting_at(
+    segments: &[(u64, PathBuf)],
+    seq: u64,
+    format: LineFormat,
+) -> Option<(&Path, u64)> {
+    let mut buf = Vec::new();
+    segments.iter().find_map(|(name_seq, path)| {
+        let mut r = BufReader::new(File::open(path).ok()?);
+        buf.clear();
+        r.read_until(b'\n', &mut buf).ok()?;
+        (line_seq(format, &buf) == Some(seq)).then_some((path.as_path(), *name_seq))
+    })
+}
+
+/// Lines of one segment, with lookahead (into the next segment too) for
+/// naming failures.
+struct Lines<'p> {
+    reader: BufReader<File>,
+    path: &'p Path,
+    /// Lines of this file read ahead, with their length in the file.
+    ahead: VecDeque<(Vec<u8>, u64)>,
+    done: bool,
+    next_path: Option<&'p Path>,
+    next: Option<BufReader<File>>,
+    next_ahead: Vec<Vec<u8>>,
+    next_done: bool,
+}
+
+impl<'p> Lines<'p> {
+    fn new(reader: BufReader<File>, path: &'p Path, next_path: Option<&'p Path>) -> Self {
+        Lines {
+            reader,
+            path,
+            ahead: VecDeque::new(),
+            done: false,
+            next_path,
+            next: None,
+            next_ahead: Vec::new(),
+            next_done: next_path.is_none(),
+        }
+    }
+
+    /// Reads the next line into `out`, without its newline; returns the
+    /// bytes it took in the file, or `None` at the end of the file.
+    fn next(&mut self, out: &mut Vec<u8>) -> Result<Option<u64>, VerifyError> {
+        if let Some((line, n)) = self.ahead.pop_front() {
+            *out = line;
+            return Ok(Some(n));
+        }
+        if self.done {
             return Ok(None);
         }
-        if self.buf.last() == Some(&b'\n') {
-            self.buf.pop();
+        let n = read_line(&mut self.reader, out, self.path)?;
+        if n == 0 {
+            self.done = true;
+            return Ok(None);
         }
-        Ok(Some(std::mem::take(&mut self.buf)))
+        Ok(Some(n))
     }
 
-    fn next(&mut self) -> Result<Option<Vec<u8>>, VerifyError> {
-        if !self.ahead.is_empty() {
-            return Ok(Some(self.ahead.remove(0)));
-        }
-        self.read_raw()
-    }
-
-    fn peek_seq(&mut self, i: usize, format: LineFormat) -> Result<Option<u64>, VerifyError> {
-        while self.ahead.len() <= i {
-            match self.read_raw()? {
-                Some(l) => self.ahead.push(l),
-                None => return Ok(None),
+    /// The `i`-th line after the current one: in this file, then among the
+    /// first lines of the next segment.
+    fn peek(&mut self, i: usize) -> Result<Option<&[u8]>, VerifyError> {
+        while self.ahead.len() <= i && !self.done {
+            let mut buf = Vec::new();
+            let n = read_line(&mut self.reader, &mut buf, self.path)?;
+            if n == 0 {
+                self.done = true;
+            } else {
+                self.ahead.push_back((buf, n));
             }
         }
-        Ok(split_sealed(format, &self.ahead[i]).ok().map(|(_, s)| s.seq))
+        if i < self.ahead.len() {
+            return Ok(Some(&self.ahead[i].0));
+        }
+        let j = i - self.ahead.len();
+        while self.next_ahead.len() <= j && !self.next_done {
+            if self.next.is_none() {
+                match self.next_path.and_then(|p| File::open(p).ok()) {
+                    Some(f) => self.next = Some(BufReader::new(f)),
+                    None => {
+                        self.next_done = true;
+                        break;
+                    }
+                }
+            }
+            let (Some(reader), Some(path)) = (&mut self.next, self.next_path) else {
+                break;
+            };
+            let mut buf = Vec::new();
+            if read_line(reader, &mut buf, path)? == 0 {
+                self.next_done = true;
+            } else {
+                self.next_ahead.push(buf);
+            }
+        }
+        Ok(self.next_ahead.get(j).map(Vec::as_slice))
     }
 
-    /// True when `seq` appears later in this file (reads the rest of it;
-    /// used only once, to classify a failure).
+    /// True when `seq` appears in the rest of this file (or among the lines
+    /// already read ahead). Reads the rest of the file: only for naming a
+    /// failure, after which nothing more is read.
     fn find_seq(&mut self, seq: u64, format: LineFormat) -> Result<bool, VerifyError> {
-        if self.ahead.iter().any(|l| split_sealed(format, l).is_ok_and(|(_, s)| s.seq == seq)) {
+        let has = |l: &[u8]| line_seq(format, l) == Some(seq);
+        if self.ahead.iter().any(|(l, _)| has(l)) || self.next_ahead.iter().any(|l| has(l)) {
             return Ok(true);
         }
-        while let Some(l) = self.read_raw()? {
-            if split_sealed(format, &l).is_ok_and(|(_, s)| s.seq == seq) {
+        let mut buf = Vec::new();
+        while !self.done {
+            if read_line(&mut self.reader, &mut buf, self.path)? == 0 {
+                self.done = true;
+            } else if has(&buf) {
                 return Ok(true);
             }
         }
         Ok(false)
+    }
+}
+
+/// Reads one line into `buf` without its newline; returns the bytes read
+/// (0 at the end of the file).
+fn read_line(
+    reader: &mut BufReader<File>,
+    buf: &mut Vec<u8>,
+    path: &Path,
+) -> Result<u64, VerifyError> {
+    buf.clear();
+    let n = reader
+        .read_until(b'\n', buf)
+        .map_err(|source| VerifyError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    }
+    Ok(n as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line::write_sealed;
+
+    #[test]
+    fn seal_tokens_match_the_line_format() {
+        for format in [LineFormat::Json, LineFormat::Text, LineFormat::Cef] {
+            let record: &[u8] = match format {
+                LineFormat::Json => b"{\"a\":1}",
+                LineFormat::Text => b"a=1",
+                LineFormat::Cef => b"CEF:0|a|b|1|2|n|3|",
+            };
+            let seal = Seal {
+                seq: 1234,
+                key_version: 7,
+                start: None,
+                mac: [1; 32],
+                checkpoint: None,
+            };
+            let mut line = Vec::new();
+            write_sealed(format, record, &seal, &mut line);
+            assert!(contains(&line, &seal_prefix(format, 1234)), "{format:?}");
+            assert_eq!(line_seq(format, &line), Some(1234), "{format:?}");
+        }
+    }
+
+    #[test]
+    fn finds_the_previous_segment_in_a_line() {
+        let line = br#"{"fields":{"previous_segment":"audit-00000000000000000001.log"}}"#;
+        assert_eq!(
+            previous_segment(line),
+            Some("audit-00000000000000000001.log")
+        );
+        assert_eq!(previous_segment(b"audit-0001.log"), None);
     }
 }

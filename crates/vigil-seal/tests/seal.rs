@@ -1,11 +1,13 @@
 //! The writer and the verifier together: seal, restart, rotate, verify.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns, as in tests
+
 use std::path::{Path, PathBuf};
 
 use vigil_event::{Event, catalog};
 use vigil_seal::{
-    CheckpointSigner, FailureKind, LineFormat, Report, SealConfig, SealKeys, Sealer, SyncPolicy,
-    Verifier, list_segments,
+    Bookmark, CheckpointSigner, FailureKind, LineFormat, Report, SealConfig, SealKeys, Sealer,
+    SyncPolicy, Verifier, VerifyError, list_segments,
 };
 use zeroize::Zeroizing;
 
@@ -114,7 +116,11 @@ fn restart_and_key_rotation_continue_the_chain() {
     assert!(r.verified(), "{:?}", r.failure);
     assert_eq!(r.chains, 4, "first start, restart, rotation, restart");
     let text = segs_text(dir.path());
-    assert_eq!(text.matches("audit.key_rotated").count(), 1, "rotated once in a running writer");
+    assert_eq!(
+        text.matches("audit.key_rotated").count(),
+        1,
+        "rotated once in a running writer"
+    );
     // Without version 2 of the key, the rotated chain cannot be checked.
     let only_v1 = |v: u32| {
         if v == 1 {
@@ -197,4 +203,83 @@ fn a_restart_under_a_new_key_version_seals_the_rotation() {
     assert_eq!(text.matches("audit.key_rotated").count(), 1);
     let r = verify_with_key(dir.path());
     assert!(r.verified(), "{:?}", r.failure);
+}
+
+#[test]
+fn a_growing_log_is_verified_from_a_bookmark() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), LineFormat::Json, 300);
+    let first = verify_with_key(dir.path());
+    assert!(first.verified(), "{:?}", first.failure);
+    let end = first.last_seq;
+    let bookmark = bookmark_after(dir.path(), end);
+    assert_eq!(bookmark.seq(), end);
+
+    // The service starts again and seals more: only the new entries are read.
+    let (mut sealer, _) = Sealer::open(config(dir.path(), LineFormat::Json), keys(1)).unwrap();
+    for i in 0..300 {
+        sealer.append(&mut event(i)).unwrap();
+    }
+    sealer.close().unwrap();
+    let whole = verify_with_key(dir.path());
+    assert!(whole.verified(), "{:?}", whole.failure);
+    let vkey = CheckpointSigner::new("db1", &SIGNING_SEED)
+        .unwrap()
+        .verifier();
+    let resumed = Verifier::new()
+        .keys(&lookup)
+        .public_key(vkey.clone())
+        .resume(bookmark.clone())
+        .verify(&[dir.path().to_path_buf()])
+        .unwrap();
+    assert!(resumed.verified(), "{:?}", resumed.failure);
+    assert_eq!(resumed.entries, whole.entries - end);
+    assert_eq!(
+        (resumed.last_seq, resumed.root),
+        (whole.last_seq, whole.root)
+    );
+    assert_eq!(
+        resumed.chains, 1,
+        "the restart's chain; its key derived again"
+    );
+
+    // Kept checkpoints must be larger than the log at the bookmark.
+    let kept = dir.path().join("checkpoint");
+    let note = std::fs::read_to_string(&kept).unwrap();
+    let with_kept = |b: Bookmark| {
+        Verifier::new()
+            .public_key(vkey.clone())
+            .external_checkpoint(&kept, &note)
+            .unwrap()
+            .resume(b)
+            .verify(&[dir.path().to_path_buf()])
+    };
+    assert!(with_kept(bookmark.clone()).unwrap().verified());
+    let at_end = bookmark_after(dir.path(), whole.last_seq);
+    let err = with_kept(at_end).unwrap_err();
+    assert!(matches!(err, VerifyError::BadCheckpoint { .. }), "{err}");
+
+    // What follows the bookmark is checked as usual.
+    let segs = list_segments(dir.path()).unwrap();
+    let last = &segs.last().unwrap().1;
+    let text = std::fs::read_to_string(last).unwrap();
+    let tail = text.rfind("statement executed").unwrap();
+    let mut changed = text.into_bytes();
+    changed[tail] = b'S';
+    std::fs::write(last, changed).unwrap();
+    let r = Verifier::new()
+        .keys(&lookup)
+        .resume(bookmark)
+        .verify(&[dir.path().to_path_buf()])
+        .unwrap();
+    assert_eq!(r.failure.unwrap().kind, FailureKind::Modified);
+}
+
+fn bookmark_after(dir: &Path, seq: u64) -> Bookmark {
+    let r = Verifier::new()
+        .keys(&lookup)
+        .bookmarks_after(&[seq])
+        .verify(&[dir.to_path_buf()])
+        .unwrap();
+    r.bookmarks.into_iter().next().unwrap()
 }
