@@ -7,13 +7,10 @@
 //! `k_{i+1} = SHA-256("vigil-seal evolve v1\0" || k_i)`; the old key is
 //! overwritten at once. Whoever steals `k_i` cannot compute any earlier key.
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
+use ring::{digest, hmac};
 use zeroize::Zeroizing;
 
 use crate::merkle::Hash;
-
-type HmacSha256 = Hmac<Sha256>;
 
 const CHAIN_LABEL: &[u8] = b"vigil-seal chain v1\0";
 const EVOLVE_LABEL: &[u8] = b"vigil-seal evolve v1\0";
@@ -27,13 +24,13 @@ pub(crate) struct ChainKey {
 impl ChainKey {
     /// The key of the chain that starts at `seq` under `audit_key`.
     pub(crate) fn start(audit_key: &[u8; 32], origin: &str, seq: u64) -> ChainKey {
-        let mut m = new_hmac(audit_key);
+        let mut m = hmac::Context::with_key(&hmac::Key::new(hmac::HMAC_SHA256, audit_key));
         m.update(CHAIN_LABEL);
         m.update(origin.as_bytes());
         m.update(&[0]);
         m.update(&seq.to_be_bytes());
         let mut k = Zeroizing::new([0u8; 32]);
-        k.copy_from_slice(&m.finalize().into_bytes());
+        k.copy_from_slice(m.sign().as_ref());
         ChainKey { k }
     }
 
@@ -51,7 +48,7 @@ impl ChainKey {
         checkpoint: Option<&str>,
         prev: &Hash,
     ) -> Hash {
-        let mut m = new_hmac(&self.k);
+        let mut m = hmac::Context::with_key(&hmac::Key::new(hmac::HMAC_SHA256, &*self.k));
         m.update(ENTRY_LABEL);
         m.update(&seq.to_be_bytes());
         m.update(&key_version.to_be_bytes());
@@ -63,25 +60,17 @@ impl ChainKey {
         m.update(cp);
         m.update(prev);
         let mut out = [0u8; 32];
-        out.copy_from_slice(&m.finalize().into_bytes());
+        out.copy_from_slice(m.sign().as_ref());
         out
     }
 
     /// Moves to the next entry's key and erases the current one.
     pub(crate) fn evolve(&mut self) {
-        let next = Sha256::new()
-            .chain_update(EVOLVE_LABEL)
-            .chain_update(*self.k)
-            .finalize();
-        self.k.copy_from_slice(&next);
-    }
-}
-
-fn new_hmac(key: &[u8; 32]) -> HmacSha256 {
-    // HMAC accepts keys of any length; a 32-byte key cannot be refused.
-    match HmacSha256::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC-SHA256 takes keys of any length"),
+        let mut input = Zeroizing::new([0u8; EVOLVE_LABEL.len() + 32]);
+        input[..EVOLVE_LABEL.len()].copy_from_slice(EVOLVE_LABEL);
+        input[EVOLVE_LABEL.len()..].copy_from_slice(&*self.k);
+        let next = digest::digest(&digest::SHA256, &*input);
+        self.k.copy_from_slice(next.as_ref());
     }
 }
 
