@@ -69,8 +69,8 @@ pub use checkpoint::{
 };
 pub use line::{LineError, LineFormat, Seal, split_sealed, write_sealed};
 pub use merkle::{
-    FrontierError, Hash, ProofError, Tree, consistency_proof, empty_root, inclusion_proof,
-    leaf_hash, node_hash, verify_consistency, verify_inclusion,
+    FrontierError, Hash, ProofError, Tree, consistency_proof, empty_root, hash_from_hex,
+    hash_to_hex, inclusion_proof, leaf_hash, node_hash, verify_consistency, verify_inclusion,
 };
 pub use verify::{Bookmark, Failure, FailureKind, KeyLookup, Report, Verifier, VerifyError};
 pub use writer::{

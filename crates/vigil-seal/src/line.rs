@@ -334,7 +334,7 @@ fn push_u64(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Appends `bytes` as lower-case hex.
-pub(crate) fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for &b in bytes {
         out.push(HEX[usize::from(b >> 4)]);

@@ -45,6 +45,30 @@ pub fn empty_root() -> Hash {
     to_hash(digest::digest(&digest::SHA256, &[]))
 }
 
+/// A hash as 64 lower-case hex digits, the form every vigil output uses.
+pub fn hash_to_hex(hash: &Hash) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    hash.iter()
+        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
+        .map(char::from)
+        .collect()
+}
+
+/// Parses 64 hex digits (either case) into a hash.
+pub fn hash_from_hex(s: &str) -> Option<Hash> {
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        let hi = char::from(pair[0]).to_digit(16)?;
+        let lo = char::from(pair[1]).to_digit(16)?;
+        *o = u8::try_from(hi * 16 + lo).ok()?;
+    }
+    Some(out)
+}
+
 fn to_hash(d: digest::Digest) -> Hash {
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());

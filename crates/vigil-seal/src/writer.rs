@@ -23,8 +23,8 @@ use zeroize::Zeroizing;
 
 use crate::chain::ChainKey;
 use crate::checkpoint::{Checkpoint, CheckpointSigner};
-use crate::line::{LineFormat, Seal, push_hex, split_sealed, write_sealed};
-use crate::merkle::{Hash, Tree, leaf_hash};
+use crate::line::{LineFormat, Seal, split_sealed, write_sealed};
+use crate::merkle::{Hash, Tree, hash_from_hex, hash_to_hex, leaf_hash};
 
 /// When sealed entries reach the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -280,13 +280,13 @@ impl State {
             self.segment,
             self.offset,
             self.last_seq,
-            hex(&self.prev_mac),
+            hash_to_hex(&self.prev_mac),
             self.key_version,
             self.tree_size
         );
         for h in &self.frontier {
             s.push_str("frontier ");
-            s.push_str(&hex(h));
+            s.push_str(&hash_to_hex(h));
             s.push('\n');
         }
         s
@@ -304,12 +304,12 @@ impl State {
         let segment = field("segment")?;
         let offset = field("offset")?.parse().ok()?;
         let last_seq = field("last_seq")?.parse().ok()?;
-        let prev_mac = unhex32(&field("prev_mac")?)?;
+        let prev_mac = hash_from_hex(&field("prev_mac")?)?;
         let key_version = field("key_version")?.parse().ok()?;
         let tree_size = field("tree_size")?.parse().ok()?;
         let mut frontier = Vec::new();
         for l in lines {
-            frontier.push(unhex32(l.strip_prefix("frontier ")?)?);
+            frontier.push(hash_from_hex(l.strip_prefix("frontier ")?)?);
         }
         if segment.contains('/') || !segment.starts_with("audit-") {
             return None;
@@ -324,26 +324,6 @@ impl State {
             frontier,
         })
     }
-}
-
-fn hex(h: &[u8]) -> String {
-    let mut v = Vec::with_capacity(h.len() * 2);
-    push_hex(&mut v, h);
-    String::from_utf8(v).unwrap_or_default()
-}
-
-fn unhex32(s: &str) -> Option<Hash> {
-    let b = s.as_bytes();
-    if b.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for i in 0..32 {
-        let hi = (b[2 * i] as char).to_digit(16)?;
-        let lo = (b[2 * i + 1] as char).to_digit(16)?;
-        out[i] = (hi * 16 + lo) as u8;
-    }
-    Some(out)
 }
 
 /// The file name of the segment whose first entry is `seq`.
@@ -585,7 +565,7 @@ impl Sealer {
         // off-host copy of every checkpoint.
         let ev = Event::new(catalog::AUDIT_CHECKPOINT, "checkpoint")
             .field("tree_size", cp.size)
-            .field("root", hex(&cp.root))
+            .field("root", hash_to_hex(&cp.root))
             .field("note", note.clone());
         let mut ev = ev;
         self.seal(&mut ev, Some(note.clone()))?;

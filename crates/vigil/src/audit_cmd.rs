@@ -106,7 +106,7 @@ pub(crate) fn prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
         "index": args.seq - 1,
         "tree_size": cp.size,
         "entry": entry,
-        "proof": proof.iter().map(|h| hex(h)).collect::<Vec<_>>(),
+        "proof": proof.iter().map(vigil_seal::hash_to_hex).collect::<Vec<_>>(),
         "checkpoint": note,
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
@@ -138,8 +138,10 @@ pub(crate) fn verify_proof(args: VerifyProofArgs) -> anyhow::Result<ExitCode> {
         Ok(cp) => cp,
         Err(e) => return fail(format!("the checkpoint's signature does not verify: {e}")),
     };
-    let hashes: Option<Vec<[u8; 32]>> =
-        proof.iter().map(|h| h.as_str().and_then(unhex32)).collect();
+    let hashes: Option<Vec<[u8; 32]>> = proof
+        .iter()
+        .map(|h| h.as_str().and_then(vigil_seal::hash_from_hex))
+        .collect();
     let Some(hashes) = hashes else {
         return fail("a proof hash is not 64 hex digits".into());
     };
@@ -161,17 +163,6 @@ pub(crate) fn verify_proof(args: VerifyProofArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => fail(format!("the inclusion proof does not verify: {e}")),
     }
-}
-
-fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 fn parse_vkey(arg: &str) -> anyhow::Result<CheckpointVerifier> {
@@ -670,10 +661,6 @@ pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn hex(h: &[u8]) -> String {
-    h.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
     if json {
@@ -695,7 +682,7 @@ fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
             "checkpoints_checked": r.checkpoints_checked,
             "external_checkpoints_checked": r.external_checkpoints_checked,
             "chains": r.chains,
-            "root": hex(&r.root),
+            "root": vigil_seal::hash_to_hex(&r.root),
             "format": r.format.map(|f| f.as_str()),
             "failure": failure,
         });
@@ -712,7 +699,7 @@ fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
             r.macs_checked,
             r.checkpoints_checked,
             r.external_checkpoints_checked,
-            hex(&r.root)
+            vigil_seal::hash_to_hex(&r.root)
         )?,
         Some(f) => writeln!(
             out,
