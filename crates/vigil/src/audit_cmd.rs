@@ -567,18 +567,25 @@ fn write_failed(e: &vigil_seal::SealError) -> Event {
     .field("reason", e.to_string())
 }
 
-/// The origin that starts the log's first chain, read from its first line.
-fn log_origin(paths: &[PathBuf]) -> Option<String> {
+/// The segment files `paths` name (files, or directories of segments),
+/// ordered by first seq.
+fn log_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut segments = Vec::new();
     for p in paths {
         if p.is_dir() {
-            segments.extend(list_segments(p).ok()?);
+            segments.extend(list_segments(p).unwrap_or_default());
         } else {
             segments.push((0, p.clone()));
         }
     }
     segments.sort();
-    let (_, first) = segments.first()?;
+    segments.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The origin that starts the log's first chain, read from its first line.
+fn log_origin(paths: &[PathBuf]) -> Option<String> {
+    let segments = log_files(paths);
+    let first = segments.first()?;
     let file = std::fs::File::open(first).ok()?;
     let mut line = Vec::new();
     io::BufReader::new(file).read_until(b'\n', &mut line).ok()?;
@@ -623,8 +630,24 @@ pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         },
         (None, None) => None,
     };
+    let total: u64 = log_files(&args.paths)
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
     let progress_bar = |bytes: u64| {
-        eprint!("\rvigil verify: {} MiB read", bytes >> 20);
+        const WIDTH: u64 = 30;
+        let done = (bytes.min(total) * WIDTH)
+            .checked_div(total)
+            .unwrap_or(WIDTH);
+        let bar: String = (0..WIDTH)
+            .map(|i| if i < done { '#' } else { '.' })
+            .collect();
+        eprint!(
+            "\rvigil verify: [{bar}] {} of {} MiB",
+            bytes.min(total) >> 20,
+            total >> 20
+        );
     };
     let mut verifier = Verifier::new();
     if store.is_some() {
@@ -661,6 +684,10 @@ pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
     if json {
@@ -692,13 +719,18 @@ fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
     match &r.failure {
         None => writeln!(
             out,
-            "verified: {} entries in {} segments (seq 1..{}), {} MACs, {} checkpoints, {} kept checkpoints, root {}",
-            r.entries,
-            r.segments,
+            "verified: {} (seq {}..{}) in {}; {}, {}, {}; root {}",
+            count(r.entries, "entry", "entries"),
+            r.last_seq + 1 - r.entries.min(r.last_seq),
             r.last_seq,
-            r.macs_checked,
-            r.checkpoints_checked,
-            r.external_checkpoints_checked,
+            count(r.segments, "segment", "segments"),
+            count(r.macs_checked, "MAC", "MACs"),
+            count(r.checkpoints_checked, "checkpoint", "checkpoints"),
+            count(
+                r.external_checkpoints_checked,
+                "kept checkpoint",
+                "kept checkpoints"
+            ),
             vigil_seal::hash_to_hex(&r.root)
         )?,
         Some(f) => writeln!(
