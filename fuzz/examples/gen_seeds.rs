@@ -1,0 +1,189 @@
+//! Writes the committed seed corpora, `fuzz/seeds/<target>/`, from vigil's
+//! own fixtures and from small audit logs sealed with the fuzz keys:
+//!
+//! ```text
+//! cargo run --manifest-path fuzz/Cargo.toml --example gen_seeds
+//! ```
+//!
+//! It overwrites the seeds it writes and leaves any other file alone, such as
+//! the regression seeds (`crash-*`, inputs that once crashed a target).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use vigil_event::{Event, Format, Timestamp, catalog};
+use vigil_fuzz::{AUDIT_KEY, FILE_SEPARATOR, ORIGIN, signer};
+use vigil_seal::{
+    Checkpoint, LineFormat, SealConfig, SealKeys, Sealer, SyncPolicy, Verifier, list_segments,
+};
+use zeroize::Zeroizing;
+
+fn main() {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = fuzz.parent().expect("fuzz/ is in the repository");
+    let seeds = fuzz.join("seeds");
+    let mut w = Writer { seeds };
+
+    // event_json: the golden records, and a few more events.
+    let golden = repo.join("crates/vigil-event/tests/golden");
+    for path in sorted(&golden) {
+        if path.extension().is_some_and(|e| e == "json") {
+            w.put(
+                "event_json",
+                &stem(&path),
+                &fs::read(&path).expect("read golden"),
+            );
+        }
+    }
+    for (name, ev) in [
+        ("minimal", Event::new(catalog::CLIENT_CONNECTED, "c")),
+        (
+            "controls",
+            Event::new(
+                catalog::STATEMENT_EXECUTED,
+                "a\nb\r\t\u{1b}[31m\u{85}\u{2028}\u{202e}",
+            )
+            .at(Timestamp::from_micros(0))
+            .field("q", "x\" seal.seq=1 =|\\")
+            .field("Bad Key", 1u64)
+            .field("neg", -5i64)
+            .field("ok", true),
+        ),
+    ] {
+        let mut line = Vec::new();
+        Format::Json.write(&ev, &mut line);
+        w.put("event_json", name, &line);
+    }
+
+    // sealed_line, verify_log, checkpoint_note: logs sealed with the fuzz keys.
+    for format in [LineFormat::Json, LineFormat::Text, LineFormat::Cef] {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        seal_log(dir.path(), format);
+        let segments: Vec<Vec<u8>> = list_segments(dir.path())
+            .expect("list segments")
+            .into_iter()
+            .map(|(_, path)| fs::read(path).expect("read segment"))
+            .collect();
+        let report = Verifier::new()
+            .keys(&|v: u32| (v == 1).then(|| Zeroizing::new(AUDIT_KEY)))
+            .public_key(signer().verifier())
+            .verify(&[dir.path().to_path_buf()])
+            .expect("verify");
+        assert!(report.verified(), "{format:?}: {:?}", report.failure);
+        assert!(segments.len() > 1, "{format:?}: one segment");
+        let name = format.as_str();
+        w.put("verify_log", &format!("{name}-one-segment"), &segments[0]);
+        w.put(
+            "verify_log",
+            &format!("{name}-segments"),
+            &segments.join(&[FILE_SEPARATOR][..]),
+        );
+        let lines: Vec<&[u8]> = segments[0]
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        w.put("sealed_line", &format!("{name}-start"), lines[0]);
+        w.put("sealed_line", &format!("{name}-entry"), lines[1]);
+        if let Some(cp) = lines.iter().find(|l| contains(l, b"heckpoint")) {
+            w.put("sealed_line", &format!("{name}-checkpoint"), cp);
+        }
+    }
+    let signer = signer();
+    let cp = Checkpoint {
+        origin: ORIGIN.to_owned(),
+        size: 42,
+        root: [7; 32],
+        extensions: vec!["ext".to_owned()],
+    };
+    let note = signer.sign(&cp).expect("sign");
+    w.put("checkpoint_note", "note", note.as_bytes());
+    w.put(
+        "checkpoint_note",
+        "body",
+        cp.body().expect("body").as_bytes(),
+    );
+    w.put("checkpoint_note", "vkey", signer.verifier_key().as_bytes());
+    let witnessed = format!("{note}\u{2014} witness AAAAAAA=\n");
+    w.put("checkpoint_note", "two-signatures", witnessed.as_bytes());
+
+    // acra_line: Acra's own logs from vigil-seal's testdata (small files only).
+    let acra = repo.join("crates/vigil-seal/testdata/acra");
+    for format in ["plaintext", "json", "cef"] {
+        let end = fs::read(acra.join("after-end").join(format).join("log.txt")).expect("read");
+        w.put("acra_line", &format!("{format}-after-end"), &end);
+        let rot = acra.join("rotation").join(format);
+        let mut joined = fs::read(rot.join("log.txt.2")).expect("read");
+        joined.push(FILE_SEPARATOR);
+        joined.extend(fs::read(rot.join("log.txt")).expect("read"));
+        w.put("acra_line", &format!("{format}-rotated"), &joined);
+    }
+
+    // config_toml: the example configuration and a small one.
+    let example = fs::read(repo.join("examples/vigil.toml")).expect("read example");
+    w.put("config_toml", "example", &example);
+    w.put(
+        "config_toml",
+        "syslog",
+        b"[service]\norigin = \"db-proxy-1\"\n[pipeline]\nqueue_capacity = 1024\noverflow = \"drop\"\n\
+          [[sinks]]\nname = \"siem\"\ntype = \"file\"\npath = \"siem.log\"\nformat = \"syslog\"\n\
+          min_severity = \"info\"\ninclude = [\"poison\", \"statement\"]\nexclude = [\"auth.failed\"]\n\
+          [sinks.syslog]\nfacility = \"local3\"\napp_name = \"vigil\"\n",
+    );
+}
+
+/// A log of a few entries, two checkpoints and two segments.
+fn seal_log(dir: &Path, format: LineFormat) {
+    let mut cfg = SealConfig::new(dir, ORIGIN);
+    cfg.format = format;
+    cfg.sync = SyncPolicy::Never;
+    cfg.segment_max_bytes = 1024;
+    cfg.checkpoint_every = 3;
+    cfg.checkpoint_interval = Duration::from_secs(3600);
+    let keys = SealKeys {
+        version: 1,
+        audit_key: Zeroizing::new(AUDIT_KEY),
+        signer: signer(),
+    };
+    let (mut sealer, _) = Sealer::open(cfg, keys).expect("open the log");
+    for i in 0..6u64 {
+        let mut ev = Event::new(catalog::STATEMENT_EXECUTED, "statement executed")
+            .at(Timestamp::from_micros(1_795_000_000_000_000 + i as i64))
+            .field("query", "SELECT 1")
+            .field("i", i);
+        sealer.append(&mut ev).expect("append");
+    }
+    sealer.close().expect("close");
+}
+
+struct Writer {
+    seeds: PathBuf,
+}
+
+impl Writer {
+    fn put(&mut self, target: &str, name: &str, data: &[u8]) {
+        let dir = self.seeds.join(target);
+        fs::create_dir_all(&dir).expect("create seed folder");
+        fs::write(dir.join(name), data).expect("write seed");
+    }
+}
+
+fn sorted(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    v.sort();
+    v
+}
+
+fn stem(p: &Path) -> String {
+    p.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("seed")
+        .to_owned()
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
