@@ -615,22 +615,58 @@ proptest! {
 
 #[test]
 fn audit_section_defaults_and_errors() {
-    let cfg = parse("[audit]\ndir = \"audit\"\nkey_dir = \"/k\"\n").unwrap_or_else(|e| panic!("{e}"));
+    let cfg =
+        parse("[audit]\ndir = \"audit\"\nkey_dir = \"/k\"\n").unwrap_or_else(|e| panic!("{e}"));
     let audit = cfg.audit.expect("audit configured");
-    assert_eq!(audit.dir, Path::new("audit"), "relative to the config file's directory");
+    assert_eq!(
+        audit.dir,
+        Path::new("audit"),
+        "relative to the config file's directory"
+    );
     assert_eq!(audit.key_dir, Path::new("/k"));
     assert_eq!(audit.format, vigil_seal::LineFormat::Json);
-    assert_eq!(audit.sync, vigil_seal::SyncPolicy::Interval(std::time::Duration::from_millis(10)));
+    assert_eq!(
+        audit.sync,
+        vigil_seal::SyncPolicy::Interval(std::time::Duration::from_millis(10))
+    );
     assert_eq!(audit.segment_max_bytes, 64 << 20);
-    assert!(parse("").unwrap().audit.is_none(), "no audit log unless configured");
+    assert!(
+        parse("").unwrap().audit.is_none(),
+        "no audit log unless configured"
+    );
     let cases: &[(&str, usize, &str, &str)] = &[
         ("[audit]\nkey_dir = \"k\"\n", 1, "audit.dir", "missing"),
         ("[audit]\ndir = \"a\"\n", 1, "audit.key_dir", "missing"),
-        ("[audit]\ndir = \"a\"\nkey_dir = \"k\"\nformat = \"ocsf\"\n", 4, "audit.format", "json, text or cef"),
-        ("[audit]\ndir = \"a\"\nkey_dir = \"k\"\nsync = \"sometimes\"\n", 4, "audit.sync", "always, interval or never"),
-        ("[audit]\ndir = \"a\"\nkey_dir = \"k\"\nsync = \"always\"\nsync_interval_ms = 5\n", 5, "audit.sync_interval_ms", "only used"),
-        ("[audit]\ndir = \"a\"\nkey_dir = \"k\"\ncheckpoint_every = 0\n", 4, "audit.checkpoint_every", "out of range"),
-        ("[audit]\ndir = \"a\"\nkey_dir = \"k\"\nsegment_mb = 1\n", 4, "audit.segment_mb", ""),
+        (
+            "[audit]\ndir = \"a\"\nkey_dir = \"k\"\nformat = \"ocsf\"\n",
+            4,
+            "audit.format",
+            "json, text or cef",
+        ),
+        (
+            "[audit]\ndir = \"a\"\nkey_dir = \"k\"\nsync = \"sometimes\"\n",
+            4,
+            "audit.sync",
+            "always, interval or never",
+        ),
+        (
+            "[audit]\ndir = \"a\"\nkey_dir = \"k\"\nsync = \"always\"\nsync_interval_ms = 5\n",
+            5,
+            "audit.sync_interval_ms",
+            "only used",
+        ),
+        (
+            "[audit]\ndir = \"a\"\nkey_dir = \"k\"\ncheckpoint_every = 0\n",
+            4,
+            "audit.checkpoint_every",
+            "out of range",
+        ),
+        (
+            "[audit]\ndir = \"a\"\nkey_dir = \"k\"\nsegment_mb = 1\n",
+            4,
+            "audit.segment_mb",
+            "",
+        ),
     ];
     for (text, line, key, says) in cases {
         let e = parse(text).expect_err(text);
