@@ -142,8 +142,8 @@ impl Emitter {
     }
 
     /// Queues `event` and waits until it is sealed on disk (or, with no
-    /// audit log behind the pipeline, written to the sinks); returns its
-    /// seq. Waits at most `timeout` in all.
+    /// audit log behind the pipeline, handed to the sinks' buffers, which
+    /// is not durable); returns its seq. Waits at most `timeout` in all.
     pub fn emit_durable(&self, event: Event, timeout: Duration) -> Result<u64, NotDurable> {
         let deadline = Instant::now() + timeout;
         let (tx, rx) = crossbeam_channel::bounded(1);
