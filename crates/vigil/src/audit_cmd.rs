@@ -284,14 +284,6 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "vigil".to_owned())
-}
-
 fn open_store(key_dir: &Path, events: Option<&Emitter>) -> anyhow::Result<KeyStore> {
     let master = MasterKey::from_env(events).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(KeyStore::new(
@@ -343,7 +335,7 @@ fn show(event: &Event) {
 }
 
 fn append(args: AppendArgs) -> anyhow::Result<ExitCode> {
-    let origin = args.origin.clone().unwrap_or_else(host_name);
+    let origin = args.origin.clone().unwrap_or_else(crate::config::host_name);
     let reporter = Reporter::new(&origin);
     let opened = open_sealer(&args, origin, &reporter);
     let (store, mut sealer) = match opened {

@@ -277,8 +277,9 @@ struct Context<'a> {
     syslog: SyslogOptions,
 }
 
-/// The host name, from `/proc/sys/kernel/hostname`, else `vigil`.
-fn host_name() -> String {
+/// The host name, from `/proc/sys/kernel/hostname`, else `vigil`: the
+/// default origin everywhere.
+pub(crate) fn host_name() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_owned())
