@@ -588,6 +588,11 @@ impl Sealer {
         Ok(note)
     }
 
+    /// When the last checkpoint was sealed (or the log opened).
+    pub fn last_checkpoint(&self) -> Instant {
+        self.last_checkpoint
+    }
+
     /// Rotates to a new audit key: seals `audit.key_rotated` under the old
     /// key, a checkpoint, then starts a new chain under the new key.
     pub fn rotate_key(

@@ -9,6 +9,13 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A request to the running pipeline (key rotation, checkpoint) failed.
+    #[error("the event pipeline could not do what was asked: {reason}")]
+    Control {
+        /// What went wrong.
+        reason: String,
+    },
+
     /// No origin was set; every event needs one.
     #[error(
         "the event pipeline has no origin: set one with `PipelineBuilder::origin`, \

@@ -1,7 +1,7 @@
 //! The pipeline: its builder, its handle, and how it starts and stops.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -11,7 +11,8 @@ use vigil_seal::Sealer;
 use crate::error::Error;
 use crate::sink::{Sink, SinkSpec};
 use crate::stats::{Counters, SinkCounters, Stats};
-use crate::worker::{Worker, panic_message};
+use crate::worker::{Control, Worker, panic_message};
+use zeroize::Zeroizing;
 
 /// Configures and starts a [`Pipeline`]. Made by [`Pipeline::builder`].
 #[derive(Debug)]
@@ -124,6 +125,8 @@ impl PipelineBuilder {
         }
         let counters = Arc::new(Counters::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let audited = self.audit.is_some();
+        let (control, control_rx) = mpsc::channel();
         let worker = Worker::new(
             rx,
             origin,
@@ -133,7 +136,8 @@ impl PipelineBuilder {
             Arc::clone(&stop),
             self.flush_interval,
         )
-        .with_audit(self.audit);
+        .with_audit(self.audit)
+        .with_control(control_rx);
         let handle = thread::Builder::new()
             .name("vigil-ship".to_owned())
             .spawn(move || worker.run())
@@ -143,6 +147,8 @@ impl PipelineBuilder {
             stop,
             counters,
             sinks: handles,
+            control: Mutex::new(control),
+            audited,
         };
         Ok((pipeline, emitter))
     }
@@ -159,6 +165,8 @@ pub struct Pipeline {
     stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
     sinks: Vec<(Arc<str>, Arc<SinkCounters>)>,
+    control: Mutex<mpsc::Sender<Control>>,
+    audited: bool,
 }
 
 impl Pipeline {
@@ -178,7 +186,55 @@ impl Pipeline {
                 .iter()
                 .map(|(name, c)| c.snapshot(name))
                 .collect(),
+            queued: self.counters.queued.load(Ordering::Relaxed),
+            last_checkpoint_age: self.audited.then(|| {
+                Duration::from_millis(self.counters.checkpoint_age_ms.load(Ordering::Relaxed))
+            }),
+            audit_failing: self.counters.audit_failing.load(Ordering::Relaxed),
         }
+    }
+
+    /// Rotates the audit log's key to `version` (already stored in the
+    /// keystore): the worker seals `audit.key_rotated` and a checkpoint
+    /// under the old key and starts a new chain under `key`. Waits for the
+    /// worker, at most `timeout`.
+    pub fn rotate_audit_key(
+        &self,
+        version: u32,
+        key: Zeroizing<[u8; 32]>,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let (reply, answer) = mpsc::channel();
+        self.request(Control::RotateAuditKey {
+            version,
+            key,
+            reply,
+        })?;
+        answer
+            .recv_timeout(timeout)
+            .map_err(|_| Error::Control {
+                reason: "the pipeline did not answer".to_owned(),
+            })?
+            .map_err(|reason| Error::Control { reason })
+    }
+
+    /// Seals a checkpoint now and returns its signed note.
+    pub fn checkpoint(&self, timeout: Duration) -> Result<String, Error> {
+        let (reply, answer) = mpsc::channel();
+        self.request(Control::Checkpoint { reply })?;
+        answer
+            .recv_timeout(timeout)
+            .map_err(|_| Error::Control {
+                reason: "the pipeline did not answer".to_owned(),
+            })?
+            .map_err(|reason| Error::Control { reason })
+    }
+
+    fn request(&self, request: Control) -> Result<(), Error> {
+        let control = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        control.send(request).map_err(|_| Error::Control {
+            reason: "the pipeline has stopped".to_owned(),
+        })
     }
 
     /// Stops the pipeline: from now on emitters count their events as

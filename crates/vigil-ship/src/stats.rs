@@ -1,6 +1,6 @@
 //! Counters the worker updates and [`Pipeline::stats`](crate::Pipeline::stats) reads.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// What a pipeline has done so far.
 ///
@@ -20,6 +20,12 @@ pub struct Stats {
     pub dropped: u64,
     /// One entry per sink, in configuration order.
     pub sinks: Vec<SinkStats>,
+    /// Events waiting in the queue, as the worker last saw it.
+    pub queued: u64,
+    /// Time since the audit log's last checkpoint, if there is an audit log.
+    pub last_checkpoint_age: Option<std::time::Duration>,
+    /// The audit log is failing to write (reported as `audit.write_failed`).
+    pub audit_failing: bool,
 }
 
 /// What one sink has done so far.
@@ -44,6 +50,12 @@ pub struct SinkStats {
 pub(crate) struct Counters {
     pub(crate) accepted: AtomicU64,
     pub(crate) dropped: AtomicU64,
+    /// Events waiting in the queue at the worker's last look.
+    pub(crate) queued: AtomicU64,
+    /// Milliseconds since the audit log's last checkpoint, at the last look.
+    pub(crate) checkpoint_age_ms: AtomicU64,
+    /// The audit log is failing to write.
+    pub(crate) audit_failing: AtomicBool,
 }
 
 #[derive(Debug, Default)]

@@ -4,12 +4,13 @@
 use std::collections::VecDeque;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use vigil_event::{Ack, Emitter, Event, Format, Overflow, Queued, Receiver, catalog};
 use vigil_seal::Sealer;
+use zeroize::Zeroizing;
 
 use crate::sink::{Health, Sink};
 use crate::stats::Counters;
@@ -68,6 +69,23 @@ pub(crate) struct Worker {
     audit: Option<Sealer>,
     /// True while the audit log fails to write; reported once per outage.
     audit_failing: bool,
+    /// Requests from the [`Pipeline`](crate::Pipeline) handle.
+    control: Option<mpsc::Receiver<Control>>,
+}
+
+/// A request to the worker thread, answered on `reply`.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// Rotate the audit key: seal the rotation, checkpoint, new chain.
+    RotateAuditKey {
+        version: u32,
+        key: Zeroizing<[u8; 32]>,
+        reply: mpsc::Sender<Result<(), String>>,
+    },
+    /// Seal a checkpoint now; reply with its signed note.
+    Checkpoint {
+        reply: mpsc::Sender<Result<String, String>>,
+    },
 }
 
 impl Worker {
@@ -96,6 +114,60 @@ impl Worker {
             last_flush: Instant::now(),
             audit: None,
             audit_failing: false,
+            control: None,
+        }
+    }
+
+    /// Takes requests (key rotation, checkpoints) from `control`.
+    pub(crate) fn with_control(mut self, control: mpsc::Receiver<Control>) -> Worker {
+        self.control = Some(control);
+        self
+    }
+
+    /// Answers the requests waiting on the control channel.
+    fn serve_control(&mut self) {
+        let Some(control) = self.control.as_ref() else {
+            return;
+        };
+        let requests: Vec<Control> = std::iter::from_fn(|| control.try_recv().ok()).collect();
+        for request in requests {
+            match request {
+                Control::RotateAuditKey {
+                    version,
+                    key,
+                    reply,
+                } => {
+                    let result = match self.audit.as_mut() {
+                        None => Err("no audit log is configured".to_owned()),
+                        Some(audit) => audit.rotate_key(version, key).map_err(|e| e.to_string()),
+                    };
+                    let _ = reply.send(result);
+                }
+                Control::Checkpoint { reply } => {
+                    let result = match self.audit.as_mut() {
+                        None => Err("no audit log is configured".to_owned()),
+                        Some(audit) => audit.checkpoint().map_err(|e| e.to_string()),
+                    };
+                    let _ = reply.send(result);
+                }
+            }
+            self.audit_periodic();
+        }
+    }
+
+    /// Publishes the queue length and the audit log's health.
+    fn publish_status(&self) {
+        self.counters
+            .queued
+            .store(self.rx.len() as u64, Ordering::Relaxed);
+        self.counters
+            .audit_failing
+            .store(self.audit_failing, Ordering::Relaxed);
+        if let Some(audit) = &self.audit {
+            let age = audit.last_checkpoint().elapsed().as_millis();
+            self.counters
+                .checkpoint_age_ms
+                .store(u64::try_from(age).unwrap_or(u64::MAX), Ordering::Relaxed);
         }
     }
 
@@ -130,6 +202,8 @@ impl Worker {
                     self.flush_all(false);
                 }
             }
+            self.serve_control();
+            self.publish_status();
         }
         self.finish();
     }

@@ -284,7 +284,7 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn open_store(key_dir: &Path, events: Option<&Emitter>) -> anyhow::Result<KeyStore> {
+pub(crate) fn open_store(key_dir: &Path, events: Option<&Emitter>) -> anyhow::Result<KeyStore> {
     let master = MasterKey::from_env(events).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(KeyStore::new(
         FileBackend::new(key_dir),

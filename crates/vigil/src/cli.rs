@@ -66,6 +66,8 @@ enum Command {
     Prove(crate::audit_cmd::ProveArgs),
     /// Check a proof from `vigil prove` with the public key alone, without the log.
     VerifyProof(crate::audit_cmd::VerifyProofArgs),
+    /// Run the proxy: listen for PostgreSQL clients and log what they do.
+    Serve(crate::serve::ServeArgs),
     /// Re-export events: read vigil JSON lines on standard input, write them in FMT.
     Convert {
         /// Output format.
@@ -94,6 +96,7 @@ pub fn main() -> ExitCode {
         Command::Config(ConfigCommand::Example) => print(config::example().as_bytes()),
         Command::Demo { config, format } => demo(config.as_deref(), format.as_deref()),
         Command::Convert { to } => convert(&to),
+        Command::Serve(args) => crate::serve::run(args),
         Command::Keys(cmd) => crate::keys_cmd::run(cmd),
         Command::Audit(cmd) => crate::audit_cmd::run(cmd),
         Command::Verify(args) => crate::audit_cmd::verify(args),
@@ -193,7 +196,7 @@ fn config_check(path: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn sink_specs(cfg: &Config) -> Vec<SinkSpec> {
+pub(crate) fn sink_specs(cfg: &Config) -> Vec<SinkSpec> {
     cfg.sinks
         .iter()
         .map(|s| SinkSpec {

@@ -10,3 +10,4 @@ pub mod cli;
 pub mod config;
 mod demo;
 mod keys_cmd;
+mod serve;

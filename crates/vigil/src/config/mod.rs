@@ -29,7 +29,11 @@
 
 mod error;
 mod locate;
+mod proxy;
 mod raw;
+
+pub use proxy::{DEFAULT_LISTEN, DEFAULT_UPSTREAM, SchemaConfig};
+pub use vigil_proxy::ProxyConfig;
 
 use std::collections::HashMap;
 use std::fs;
@@ -132,6 +136,12 @@ pub struct Config {
     /// `[audit]`: the sealed audit log every event goes through first, if
     /// configured.
     pub audit: Option<AuditConfig>,
+    /// `[proxy]`: listeners, upstream, TLS, statement coverage.
+    pub proxy: ProxyConfig,
+    /// `[admin] listen`: the metrics and health listener, off by default.
+    pub admin: Option<std::net::SocketAddr>,
+    /// `[schema]`: monitored columns.
+    pub schema: Option<SchemaConfig>,
 }
 
 /// `[audit]`: the sealed audit log.
@@ -156,12 +166,32 @@ pub struct AuditConfig {
     pub checkpoint_interval: Duration,
 }
 
+impl AuditConfig {
+    /// The defaults, with the log in `data_dir/audit` and the keys in
+    /// `data_dir/keys`.
+    pub fn under(data_dir: &Path) -> AuditConfig {
+        AuditConfig {
+            dir: data_dir.join("audit"),
+            key_dir: data_dir.join("keys"),
+            format: LineFormat::Json,
+            sync: SyncPolicy::Interval(Duration::from_millis(10)),
+            segment_max_bytes: 64 << 20,
+            segment_max_age: Duration::from_secs(86_400),
+            checkpoint_every: 100_000,
+            checkpoint_interval: Duration::from_secs(60),
+        }
+    }
+}
+
 /// `[service]`: this instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServiceConfig {
     /// `origin`: the instance id on every event. Default: the host name.
     pub origin: String,
+    /// `data_dir`: where `vigil serve` keeps its audit log and keys when
+    /// there is no `[audit]` section. Default `vigil-data`.
+    pub data_dir: PathBuf,
 }
 
 /// `[pipeline]`: the event queue between the emitters and the sinks.
@@ -229,10 +259,14 @@ impl Default for Config {
         Config {
             service: ServiceConfig {
                 origin: host_name(),
+                data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             },
             pipeline: PipelineConfig::default(),
             sinks: vec![SinkConfig::default()],
             audit: None,
+            proxy: default_proxy(),
+            admin: None,
+            schema: None,
         }
     }
 }
@@ -256,6 +290,16 @@ impl Default for SinkConfig {
             filter: Filter::new(DEFAULT_SEVERITY, &[], &[]),
         }
     }
+}
+
+/// The default `service.data_dir`.
+pub const DEFAULT_DATA_DIR: &str = "vigil-data";
+
+fn default_proxy() -> ProxyConfig {
+    let listen = DEFAULT_LISTEN
+        .parse()
+        .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 9393)));
+    ProxyConfig::new(listen, DEFAULT_UPSTREAM)
 }
 
 /// The names `type` accepts.
@@ -326,11 +370,23 @@ fn validate(raw: RawConfig, cx: &Context<'_>) -> Result<Config, Invalid> {
         Some(raw) => Some(audit(raw, &root.key("audit"), cx)?),
         None => None,
     };
+    let proxy = proxy::proxy(raw.proxy, &root.key("proxy"), cx.dir)?;
+    let admin = match raw.admin {
+        Some(raw) => proxy::admin(raw, &root.key("admin"))?,
+        None => None,
+    };
+    let schema = match raw.schema {
+        Some(raw) => Some(proxy::schema(raw, &root.key("schema"))?),
+        None => None,
+    };
     Ok(Config {
         service,
         pipeline,
         sinks,
         audit,
+        proxy,
+        admin,
+        schema,
     })
 }
 
@@ -451,7 +507,21 @@ fn service(raw: RawService, at: &KeyPath, cx: &Context<'_>) -> Result<ServiceCon
             origin
         }
     };
-    Ok(ServiceConfig { origin })
+    let data_dir = match raw.data_dir {
+        None => PathBuf::from(DEFAULT_DATA_DIR),
+        Some(d) if d.is_empty() => {
+            return Err(Invalid::new(at.key("data_dir"), "empty; give a directory"));
+        }
+        Some(d) => {
+            let p = Path::new(&d);
+            if p.is_absolute() {
+                p.to_owned()
+            } else {
+                cx.dir.join(p)
+            }
+        }
+    };
+    Ok(ServiceConfig { origin, data_dir })
 }
 
 fn pipeline(raw: RawPipeline, at: &KeyPath) -> Result<PipelineConfig, Invalid> {

@@ -16,6 +16,10 @@ pub(super) struct RawConfig {
     pub(super) pipeline: RawPipeline,
     pub(super) sinks: Option<Vec<RawSink>>,
     pub(super) audit: Option<RawAudit>,
+    #[serde(default)]
+    pub(super) proxy: super::proxy::RawProxy,
+    pub(super) admin: Option<super::proxy::RawAdmin>,
+    pub(super) schema: Option<super::proxy::RawSchema>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -36,6 +40,7 @@ pub(super) struct RawAudit {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawService {
     pub(super) origin: Option<String>,
+    pub(super) data_dir: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

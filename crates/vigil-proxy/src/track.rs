@@ -1,0 +1,450 @@
+//! Statement tracking: follows one session's messages in both directions,
+//! attributes every result to the statement that produced it, and reports
+//! each statement as a redacted event.
+//!
+//! The client's messages queue what the server will answer (a simple query,
+//! Parse, Bind, Describe, Execute, Close, Sync); the server's messages
+//! consume the queue in order. After an error in an extended-query batch the
+//! server skips to the next Sync, and so does the queue.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use vigil_event::{Event, Outcome, Session, catalog};
+use vigil_pg::{BackendMessage, Diagnostic, FrontendMessage, Target};
+use vigil_sql::{Redacted, Redactor, StatementClass};
+
+use crate::config::Coverage;
+use crate::report::Reporter;
+
+/// A statement as it is logged: redacted text, fingerprint, class.
+#[derive(Debug)]
+struct Stmt {
+    text: Box<str>,
+    fingerprint: u64,
+    class: StatementClass,
+    /// A lexer error masked part of it.
+    masked: bool,
+    /// The prepared statement's name, for named statements.
+    name: Option<Box<str>>,
+}
+
+impl Stmt {
+    fn unknown(name: &str) -> Arc<Stmt> {
+        Arc::new(Stmt {
+            text: vigil_sql::MASK.into(),
+            fingerprint: 0,
+            class: StatementClass::Misc,
+            masked: true,
+            name: (!name.is_empty()).then(|| name.into()),
+        })
+    }
+}
+
+/// How a statement reached the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    Simple,
+    Extended,
+    Copy,
+    Function,
+}
+
+impl Protocol {
+    fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Simple => "simple",
+            Protocol::Extended => "extended",
+            Protocol::Copy => "copy",
+            Protocol::Function => "function",
+        }
+    }
+}
+
+/// What the server will answer, in order.
+#[derive(Debug)]
+enum Pending {
+    /// A simple query: its statements not yet answered.
+    Query {
+        statements: VecDeque<Arc<Stmt>>,
+        started: Instant,
+        copy: bool,
+    },
+    Parse(Arc<Stmt>),
+    Bind(Arc<Stmt>),
+    Describe,
+    Execute {
+        stmt: Arc<Stmt>,
+        started: Instant,
+        copy: bool,
+    },
+    Close,
+    Sync,
+    FunctionCall {
+        oid: u32,
+        started: Instant,
+    },
+}
+
+/// The statement state of one session.
+#[derive(Debug)]
+pub(crate) struct Tracker {
+    session: Arc<Session>,
+    reporter: Reporter,
+    coverage: Coverage,
+    redactor: Redactor,
+    scratch: Redacted,
+    statements: HashMap<Box<str>, Arc<Stmt>>,
+    portals: HashMap<Box<str>, Arc<Stmt>>,
+    pending: VecDeque<Pending>,
+    /// Statements that completed or failed.
+    pub(crate) count: u64,
+    /// Rows returned since the current statement started.
+    rows: u64,
+}
+
+impl Tracker {
+    pub(crate) fn new(session: Arc<Session>, reporter: Reporter, coverage: Coverage) -> Self {
+        Tracker {
+            session,
+            reporter,
+            coverage,
+            redactor: Redactor::new(),
+            scratch: Redacted::default(),
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            pending: VecDeque::new(),
+            count: 0,
+            rows: 0,
+        }
+    }
+
+    fn redact(&mut self, sql: &str) -> Vec<Arc<Stmt>> {
+        self.redactor.redact_into(sql, &mut self.scratch);
+        self.scratch
+            .statements
+            .iter()
+            .map(|s| {
+                Arc::new(Stmt {
+                    text: s.text.as_str().into(),
+                    fingerprint: s.fingerprint,
+                    class: s.class,
+                    masked: s.masked,
+                    name: None,
+                })
+            })
+            .collect()
+    }
+
+    /// A message from the client, before it is relayed.
+    pub(crate) fn frontend(&mut self, msg: &FrontendMessage<'_>) {
+        let now = Instant::now();
+        match msg {
+            FrontendMessage::Query(q) => {
+                let statements = self.redact(q.sql).into();
+                self.rows = 0;
+                self.pending.push_back(Pending::Query {
+                    statements,
+                    started: now,
+                    copy: false,
+                });
+            }
+            FrontendMessage::Parse(p) => {
+                let mut list = self.redact(p.sql);
+                let stmt = match list.len() {
+                    1 => list.pop().unwrap_or_else(|| Stmt::unknown("")),
+                    // Parse takes one statement; anything else is an error
+                    // the server reports, logged under the masked text.
+                    _ => Stmt::unknown(""),
+                };
+                let stmt = if p.name.is_empty() {
+                    stmt
+                } else {
+                    Arc::new(Stmt {
+                        text: stmt.text.clone(),
+                        fingerprint: stmt.fingerprint,
+                        class: stmt.class,
+                        masked: stmt.masked,
+                        name: Some(p.name.into()),
+                    })
+                };
+                self.statements.insert(p.name.into(), Arc::clone(&stmt));
+                self.pending.push_back(Pending::Parse(stmt));
+            }
+            FrontendMessage::Bind(b) => {
+                let stmt = self
+                    .statements
+                    .get(b.statement)
+                    .cloned()
+                    .unwrap_or_else(|| Stmt::unknown(b.statement));
+                self.portals.insert(b.portal.into(), Arc::clone(&stmt));
+                self.pending.push_back(Pending::Bind(stmt));
+            }
+            FrontendMessage::Describe(_) => self.pending.push_back(Pending::Describe),
+            FrontendMessage::Execute(e) => {
+                let stmt = self
+                    .portals
+                    .get(e.portal)
+                    .cloned()
+                    .unwrap_or_else(|| Stmt::unknown(""));
+                self.pending.push_back(Pending::Execute {
+                    stmt,
+                    started: now,
+                    copy: false,
+                });
+            }
+            FrontendMessage::Close(c) => {
+                match c.target {
+                    Target::Statement => self.statements.remove(c.name),
+                    Target::Portal => self.portals.remove(c.name),
+                };
+                self.pending.push_back(Pending::Close);
+            }
+            FrontendMessage::Sync => self.pending.push_back(Pending::Sync),
+            FrontendMessage::FunctionCall(f) => self.pending.push_back(Pending::FunctionCall {
+                oid: f.function_oid,
+                started: now,
+            }),
+            _ => {}
+        }
+    }
+
+    /// A DataRow passed to the client.
+    pub(crate) fn row(&mut self) {
+        self.rows += 1;
+    }
+
+    /// A message from the server, before it is relayed.
+    pub(crate) fn backend(&mut self, msg: &BackendMessage<'_>) {
+        match msg {
+            BackendMessage::ParseComplete => self.pop_if(|p| matches!(p, Pending::Parse(_))),
+            BackendMessage::BindComplete => self.pop_if(|p| matches!(p, Pending::Bind(_))),
+            BackendMessage::CloseComplete => self.pop_if(|p| matches!(p, Pending::Close)),
+            BackendMessage::RowDescription(_) | BackendMessage::NoData => {
+                self.pop_if(|p| matches!(p, Pending::Describe));
+            }
+            BackendMessage::CopyInResponse(_)
+            | BackendMessage::CopyOutResponse(_)
+            | BackendMessage::CopyBothResponse(_) => match self.pending.front_mut() {
+                Some(Pending::Query { copy, .. } | Pending::Execute { copy, .. }) => *copy = true,
+                _ => {}
+            },
+            BackendMessage::CommandComplete(c) => {
+                let rows = c.rows();
+                self.completed(c.command(), rows, false);
+            }
+            BackendMessage::EmptyQueryResponse => {
+                self.pop_if(|p| matches!(p, Pending::Execute { .. }));
+            }
+            BackendMessage::PortalSuspended => {
+                let rows = Some(self.rows);
+                self.completed("SELECT", rows, true);
+            }
+            BackendMessage::FunctionCallResponse(_) => {
+                if let Some(Pending::FunctionCall { oid, started }) = self.pending.front() {
+                    let (oid, started) = (*oid, *started);
+                    self.pending.pop_front();
+                    self.pending.push_front(Pending::Sync);
+                    let stmt = Stmt {
+                        text: format!("fast-path call of function {oid}").into(),
+                        fingerprint: u64::from(oid),
+                        class: StatementClass::Function,
+                        masked: false,
+                        name: None,
+                    };
+                    self.report(&stmt, Protocol::Function, started, Ok(("CALL", None)));
+                }
+            }
+            BackendMessage::ErrorResponse(d) => self.failed(d),
+            BackendMessage::ReadyForQuery(_) => {
+                while let Some(p) = self.pending.pop_front() {
+                    if matches!(
+                        p,
+                        Pending::Sync | Pending::Query { .. } | Pending::FunctionCall { .. }
+                    ) {
+                        break;
+                    }
+                }
+            }
+            BackendMessage::ParameterStatus(p) if p.name == "standard_conforming_strings" => {
+                self.redactor
+                    .set_standard_conforming_strings(p.value.eq_ignore_ascii_case("on"));
+            }
+            _ => {}
+        }
+    }
+
+    fn pop_if(&mut self, pred: impl Fn(&Pending) -> bool) {
+        if self.pending.front().is_some_and(pred) {
+            self.pending.pop_front();
+        }
+    }
+
+    /// A statement completed (CommandComplete or PortalSuspended).
+    fn completed(&mut self, command: &str, rows: Option<u64>, suspended: bool) {
+        let now = Instant::now();
+        match self.pending.front_mut() {
+            Some(Pending::Query {
+                statements,
+                started,
+                copy,
+            }) => {
+                let stmt = statements.pop_front().unwrap_or_else(|| Stmt::unknown(""));
+                let protocol = if *copy {
+                    Protocol::Copy
+                } else {
+                    Protocol::Simple
+                };
+                let began = *started;
+                *started = now;
+                *copy = false;
+                self.report(&stmt, protocol, began, Ok((command, rows)));
+            }
+            Some(Pending::Execute { .. }) => {
+                if let Some(Pending::Execute {
+                    stmt,
+                    started,
+                    copy,
+                }) = self.pending.pop_front()
+                {
+                    let protocol = if copy {
+                        Protocol::Copy
+                    } else {
+                        Protocol::Extended
+                    };
+                    let _ = suspended;
+                    self.report(&stmt, protocol, started, Ok((command, rows)));
+                }
+            }
+            _ => {}
+        }
+        self.rows = 0;
+    }
+
+    /// An ErrorResponse.
+    fn failed(&mut self, d: &Diagnostic<'_>) {
+        let sqlstate = d.sqlstate().unwrap_or("");
+        let message = d.message().unwrap_or("");
+        let detail = d.detail();
+        let err = Failure {
+            sqlstate,
+            message,
+            detail,
+        };
+        match self.pending.front_mut() {
+            Some(Pending::Query {
+                statements,
+                started,
+                copy,
+            }) => {
+                let stmt = statements.pop_front().unwrap_or_else(|| Stmt::unknown(""));
+                statements.clear();
+                let protocol = if *copy {
+                    Protocol::Copy
+                } else {
+                    Protocol::Simple
+                };
+                let began = *started;
+                self.report(&stmt, protocol, began, Err(err));
+            }
+            Some(_) => {
+                let front = self.pending.pop_front();
+                let (stmt, protocol, started) = match front {
+                    Some(Pending::Parse(s) | Pending::Bind(s)) => {
+                        (Some(s), Protocol::Extended, Instant::now())
+                    }
+                    Some(Pending::Execute {
+                        stmt,
+                        started,
+                        copy,
+                    }) => (
+                        Some(stmt),
+                        if copy {
+                            Protocol::Copy
+                        } else {
+                            Protocol::Extended
+                        },
+                        started,
+                    ),
+                    Some(Pending::FunctionCall { started, .. }) => {
+                        self.pending.push_front(Pending::Sync);
+                        (None, Protocol::Function, started)
+                    }
+                    _ => (None, Protocol::Extended, Instant::now()),
+                };
+                // The server skips to the next Sync.
+                while self
+                    .pending
+                    .front()
+                    .is_some_and(|p| !matches!(p, Pending::Sync))
+                {
+                    self.pending.pop_front();
+                }
+                let stmt = stmt.unwrap_or_else(|| Stmt::unknown(""));
+                self.report(&stmt, protocol, started, Err(err));
+            }
+            None => {}
+        }
+        self.rows = 0;
+    }
+
+    fn report(
+        &mut self,
+        stmt: &Stmt,
+        protocol: Protocol,
+        started: Instant,
+        result: Result<(&str, Option<u64>), Failure<'_>>,
+    ) {
+        self.count += 1;
+        let failed = result.is_err();
+        self.reporter.metrics().statement(stmt.class, failed);
+        if !failed && !self.coverage.covers(stmt.class) {
+            return;
+        }
+        let duration = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+        let kind = match (&result, stmt.masked) {
+            (Err(_), _) => catalog::STATEMENT_FAILED,
+            (Ok(_), true) => catalog::STATEMENT_UNPARSED,
+            (Ok(_), false) => catalog::STATEMENT_EXECUTED,
+        };
+        let mut ev = Event::new(kind, String::from(&*stmt.text))
+            .session(Arc::clone(&self.session))
+            .fingerprint(stmt.fingerprint)
+            .field("class", stmt.class.as_str())
+            .field("protocol", protocol.as_str())
+            .field("duration_us", duration);
+        if let Some(name) = &stmt.name {
+            ev = ev.field("statement", String::from(&**name));
+        }
+        match result {
+            Ok((command, rows)) => {
+                ev = ev.field("command", command.to_owned());
+                if let Some(rows) = rows {
+                    ev = ev.field("rows", i64::try_from(rows).unwrap_or(i64::MAX));
+                }
+            }
+            Err(f) => {
+                ev = ev
+                    .outcome(Outcome::Failure)
+                    .field("sqlstate", f.sqlstate.to_owned())
+                    .field("error", vigil_sql::redact_message(f.message).into_owned());
+                if let Some(detail) = f.detail {
+                    ev = ev.field("detail", vigil_sql::redact_message(detail).into_owned());
+                }
+            }
+        }
+        if stmt.masked {
+            ev = ev.field("masked", true);
+        }
+        self.reporter.emit(ev);
+    }
+}
+
+/// What an ErrorResponse said, unredacted until it is reported.
+#[derive(Debug)]
+struct Failure<'a> {
+    sqlstate: &'a str,
+    message: &'a str,
+    detail: Option<&'a str>,
+}

@@ -1,0 +1,414 @@
+//! `vigil serve`: the proxy as a service, with its event pipeline, sealed
+//! audit log, admin listener, schema check and signals.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::signal::unix::{SignalKind, signal};
+use vigil_event::{Emitter, Event, Format, Overflow, catalog};
+use vigil_keys::{AUDIT_HMAC, CHECKPOINT_SIGNING};
+use vigil_proxy::schema::{self, SchemaConnect};
+use vigil_proxy::{Gauges, Metrics, Proxy, Reporter};
+use vigil_ship::Pipeline;
+use zeroize::Zeroizing;
+
+use crate::cli::{EXIT_USAGE, sink_specs};
+use crate::config::{self, AuditConfig, Config};
+
+/// `vigil serve` arguments.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Configuration file; without it, the defaults serve a first run.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Listen on ADDR instead of the configured addresses.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Forward to PostgreSQL at HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    upstream: Option<String>,
+    /// Keep the audit log and keys under DIR (when there is no [audit]).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Serve /metrics and /healthz on ADDR.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<SocketAddr>,
+}
+
+fn load(args: &ServeArgs) -> Result<Config, config::ConfigError> {
+    let mut cfg = match &args.config {
+        Some(path) => config::load(path)?,
+        None => Config::default(),
+    };
+    apply_flags(&mut cfg, args);
+    Ok(cfg)
+}
+
+fn apply_flags(cfg: &mut Config, args: &ServeArgs) {
+    if let Some(listen) = args.listen {
+        cfg.proxy.listen = vec![listen];
+    }
+    if let Some(up) = &args.upstream {
+        cfg.proxy.upstream = up.clone();
+    }
+    if let Some(dir) = &args.data_dir {
+        cfg.service.data_dir = dir.clone();
+    }
+    if let Some(admin) = args.admin {
+        cfg.admin = Some(admin);
+    }
+}
+
+/// The audit log: the `[audit]` section, or `audit/` and `keys/` under the
+/// data directory.
+fn audit_config(cfg: &Config) -> AuditConfig {
+    match &cfg.audit {
+        Some(a) => a.clone(),
+        None => AuditConfig::under(&cfg.service.data_dir),
+    }
+}
+
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let cfg = match load(&args) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("vigil: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    let audit = audit_config(&cfg);
+    if cfg.audit.is_none() {
+        create_private_dir(&cfg.service.data_dir)?;
+    }
+
+    // Key loads are reported before the log is open, then sealed into it.
+    let (key_events, key_rx) = Emitter::channel(1024, Overflow::Drop);
+    let opened = (|| {
+        let store = crate::audit_cmd::open_store(&audit.key_dir, Some(&key_events))?;
+        for name in [AUDIT_HMAC, CHECKPOINT_SIGNING] {
+            store
+                .ensure(name)
+                .with_context(|| format!("cannot create the {name} key"))?;
+        }
+        let seal = crate::audit_cmd::seal_config(&audit, &cfg.service.origin);
+        crate::audit_cmd::open_audit(&audit.key_dir, seal, &key_events)
+    })();
+    let (store, sealer) = match opened {
+        Ok(v) => v,
+        Err(e) => {
+            let mut line = Vec::new();
+            while let Some(q) = key_rx.try_recv() {
+                line.clear();
+                Format::Text.write(&q.event, &mut line);
+                eprintln!("{}", String::from_utf8_lossy(&line));
+            }
+            eprintln!("vigil: {e:#}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    let mut builder = Pipeline::builder()
+        .origin(&cfg.service.origin)
+        .capacity(cfg.pipeline.queue_capacity)
+        .overflow(cfg.pipeline.overflow)
+        .audit(sealer);
+    for sink in sink_specs(&cfg) {
+        builder = builder.sink(sink);
+    }
+    let (pipeline, emitter) = builder.start()?;
+    while let Some(q) = key_rx.try_recv() {
+        emitter.emit(q.event);
+    }
+    emitter.emit(
+        Event::new(
+            catalog::SERVICE_STARTED,
+            format!("vigil {} started", env!("CARGO_PKG_VERSION")),
+        )
+        .field("version", env!("CARGO_PKG_VERSION"))
+        .field("pid", i64::from(std::process::id()))
+        .field("audit_dir", audit.dir.display().to_string()),
+    );
+    emitter.emit(
+        Event::new(
+            catalog::CONFIG_VALID,
+            match &args.config {
+                Some(p) => format!("configuration {} is valid", p.display()),
+                None => "no configuration file; using the defaults".to_owned(),
+            },
+        )
+        .field(
+            "file",
+            args.config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ),
+    );
+    let pipeline = Arc::new(pipeline);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("vigil-proxy")
+        .build()
+        .context("cannot start the runtime")?;
+    let code = runtime.block_on(serve(&args, cfg, emitter.clone(), &pipeline, &store));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    drop(emitter);
+    match Arc::try_unwrap(pipeline) {
+        Ok(p) => {
+            p.shutdown()?;
+        }
+        Err(p) => drop(p),
+    }
+    Ok(code)
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))
+}
+
+async fn serve(
+    args: &ServeArgs,
+    cfg: Config,
+    emitter: Emitter,
+    pipeline: &Arc<Pipeline>,
+    store: &vigil_keys::KeyStore,
+) -> ExitCode {
+    let metrics = Arc::new(Metrics::new());
+    let reporter = Reporter::new(emitter, Arc::clone(&metrics));
+    let proxy = match Proxy::start(cfg.proxy.clone(), reporter.clone()).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("vigil: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let (stop_admin, admin_stopped) = tokio::sync::watch::channel(false);
+    if let Some(addr) = cfg.admin {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                let shown = listener.local_addr().unwrap_or(addr);
+                reporter.emit(
+                    Event::new(
+                        catalog::LISTENER_STARTED,
+                        format!("admin listener on http://{shown}/metrics and /healthz (no TLS)"),
+                    )
+                    .field("address", shown.ip().to_string())
+                    .field("port", i64::from(shown.port()))
+                    .field("tls_mode", "off")
+                    .field("purpose", "admin"),
+                );
+                let p = Arc::clone(pipeline);
+                let gauges = Arc::new(move || {
+                    let s = p.stats();
+                    Gauges {
+                        events_dropped: s.dropped,
+                        audit_queue: s.queued,
+                        last_checkpoint_age: s.last_checkpoint_age,
+                        audit_ok: !s.audit_failing,
+                    }
+                });
+                tokio::spawn(vigil_proxy::admin::serve(
+                    listener,
+                    Arc::clone(&metrics),
+                    gauges,
+                    admin_stopped,
+                ));
+            }
+            Err(e) => {
+                reporter.emit(
+                    Event::new(
+                        catalog::LISTENER_FAILED,
+                        format!("cannot listen on {addr} for the admin listener: {e}"),
+                    )
+                    .field("address", addr.ip().to_string())
+                    .field("port", i64::from(addr.port()))
+                    .field("reason", e.to_string()),
+                );
+            }
+        }
+    }
+    spawn_schema_check(&cfg, &reporter);
+
+    let mut current = cfg;
+    let signals = (|| {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::hangup())?,
+            signal(SignalKind::user_defined1())?,
+        ))
+    })();
+    let Ok((mut term, mut int, mut hup, mut usr1)) = signals else {
+        eprintln!("vigil: cannot install signal handlers");
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let kind = loop {
+        tokio::select! {
+            _ = term.recv() => break catalog::SIGNAL_SIGTERM,
+            _ = int.recv() => break catalog::SIGNAL_SIGINT,
+            _ = hup.recv() => {
+                reporter.emit(Event::new(catalog::SIGNAL_SIGHUP, "SIGHUP received: reloading the configuration"));
+                if let Some(next) = reload(args, &current, &proxy, &reporter) {
+                    current = next;
+                    spawn_schema_check(&current, &reporter);
+                }
+            }
+            _ = usr1.recv() => {
+                reporter.emit(Event::new(catalog::SIGNAL_SIGUSR1, "SIGUSR1 received: rotating the audit key"));
+                rotate(store, pipeline, &reporter);
+            }
+        }
+    };
+    let name = if kind == catalog::SIGNAL_SIGTERM {
+        "SIGTERM"
+    } else {
+        "SIGINT"
+    };
+    reporter.emit(Event::new(kind, format!("{name} received: shutting down")));
+    let timeout = current.proxy.shutdown_timeout;
+    let open = proxy.active_sessions();
+    reporter.emit(
+        Event::new(
+            catalog::SHUTDOWN_STARTED,
+            format!(
+                "shutting down: no new connections; {open} session(s) have {}s to finish",
+                timeout.as_secs()
+            ),
+        )
+        .field("sessions", i64::try_from(open).unwrap_or(i64::MAX))
+        .field(
+            "timeout_s",
+            i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+        ),
+    );
+    let closed = proxy.shutdown(timeout).await;
+    let _ = stop_admin.send(true);
+    reporter.emit(
+        Event::new(
+            catalog::SHUTDOWN_COMPLETED,
+            format!("shutdown complete; {closed} session(s) closed at the timeout"),
+        )
+        .field("sessions_closed", i64::try_from(closed).unwrap_or(i64::MAX)),
+    );
+    ExitCode::SUCCESS
+}
+
+/// SIGHUP: the new configuration, or the old one kept and the reason
+/// reported.
+fn reload(
+    args: &ServeArgs,
+    current: &Config,
+    proxy: &Proxy,
+    reporter: &Reporter,
+) -> Option<Config> {
+    let Some(path) = &args.config else {
+        reporter.emit(Event::new(
+            catalog::CONFIG_RELOADED,
+            "no configuration file to reload; the defaults stay",
+        ));
+        return None;
+    };
+    let failed = |why: String| {
+        reporter.emit(
+            Event::new(
+                catalog::CONFIG_RELOAD_FAILED,
+                format!("reload failed, the running configuration stays: {why}"),
+            )
+            .field("file", path.display().to_string())
+            .field("reason", why),
+        );
+        None
+    };
+    let next = match load(args) {
+        Ok(next) => next,
+        Err(e) => return failed(e.to_string()),
+    };
+    let mut unchanged = Vec::new();
+    if next.proxy.listen != current.proxy.listen {
+        unchanged.push("proxy.listen");
+    }
+    if next.audit != current.audit || next.sinks != current.sinks {
+        unchanged.push("audit and sinks");
+    }
+    if let Err(e) = proxy.reload(next.proxy.clone()) {
+        return failed(e.to_string());
+    }
+    let mut ev = Event::new(
+        catalog::CONFIG_RELOADED,
+        format!("configuration {} reloaded", path.display()),
+    )
+    .field("file", path.display().to_string());
+    if !unchanged.is_empty() {
+        ev = ev.field(
+            "needs_restart",
+            format!("{} (changed; take effect on restart)", unchanged.join(", ")),
+        );
+    }
+    reporter.emit(ev);
+    Some(next)
+}
+
+/// SIGUSR1: a new audit key version, and a new chain under it.
+fn rotate(store: &vigil_keys::KeyStore, pipeline: &Pipeline, reporter: &Reporter) {
+    let rotated = store
+        .rotate(AUDIT_HMAC)
+        .and_then(|v| Ok((v, store.load(AUDIT_HMAC, v)?)));
+    let result = rotated
+        .map_err(|e| e.to_string())
+        .and_then(|(version, key)| {
+            pipeline
+                .rotate_audit_key(
+                    version,
+                    Zeroizing::new(*key.expose()),
+                    Duration::from_secs(10),
+                )
+                .map_err(|e| e.to_string())
+        });
+    if let Err(why) = result {
+        reporter.emit(
+            Event::new(
+                catalog::AUDIT_WRITE_FAILED,
+                format!("audit key rotation failed: {why}"),
+            )
+            .field("reason", why),
+        );
+    }
+}
+
+fn spawn_schema_check(cfg: &Config, reporter: &Reporter) {
+    let Some(schema_cfg) = cfg.schema.clone() else {
+        return;
+    };
+    let (host, port) = match cfg.proxy.upstream.rsplit_once(':') {
+        Some((h, p)) => (
+            h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            p.parse().unwrap_or(5432),
+        ),
+        None => (cfg.proxy.upstream.clone(), 5432),
+    };
+    let password = schema_cfg
+        .password_env
+        .as_ref()
+        .and_then(|var| std::env::var(var).ok());
+    let connect = SchemaConnect {
+        host,
+        port,
+        user: schema_cfg.user,
+        password,
+        database: schema_cfg.database,
+    };
+    let reporter = reporter.clone();
+    tokio::spawn(async move {
+        for event in schema::check(&connect, &schema_cfg.columns).await {
+            reporter.emit(event);
+        }
+    });
+}
