@@ -116,11 +116,13 @@ mod fingerprint;
 mod items;
 mod keywords;
 mod lexer;
+mod message;
 mod redact;
 
 pub use class::StatementClass;
 pub use error::LexError;
 pub use lexer::{Lexer, Token, TokenKind};
+pub use message::redact_message;
 pub use redact::{COMMENT_MARK, MASK, Redacted, Redactor, StatementInfo};
 
 /// Redacts one query string. See the [crate documentation](crate) for the

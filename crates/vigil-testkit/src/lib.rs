@@ -1,6 +1,7 @@
-//! Helpers for vigil's tests: free ports, temporary directories, and the
-//! Debian-packaged servers the tests start (later: PostgreSQL, rsyslog,
-//! nats-server, redis-server), each on a free port in its own directory.
+//! Helpers for vigil's tests: free ports, temporary directories, test
+//! certificates ([`pki`]), and the Debian-packaged servers the tests start
+//! ([`postgres`], [`redis`]; later rsyslog and nats-server), each on a free
+//! port in its own directory.
 //!
 //! ```
 //! let port = vigil_testkit::free_port();
@@ -9,6 +10,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod pki;
+pub mod postgres;
 pub mod redis;
 
 use std::io::Write;
