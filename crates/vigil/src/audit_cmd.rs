@@ -398,6 +398,16 @@ pub(crate) fn open_audit(
     events: &Emitter,
 ) -> anyhow::Result<(KeyStore, Sealer)> {
     let store = open_store(key_dir, Some(events))?;
+    let sealer = seal_with(&store, cfg, events)?;
+    Ok((store, sealer))
+}
+
+/// Opens the audit log with the keys of `store`, recovering it if needed.
+pub(crate) fn seal_with(
+    store: &KeyStore,
+    cfg: SealConfig,
+    events: &Emitter,
+) -> anyhow::Result<Sealer> {
     let (version, audit_key) = store.load_current(AUDIT_HMAC)?;
     let (_, seed) = store.load_current(CHECKPOINT_SIGNING)?;
     let signer = CheckpointSigner::new(cfg.origin.clone(), seed.expose())
@@ -408,7 +418,7 @@ pub(crate) fn open_audit(
         signer,
     };
     match Sealer::open(cfg, keys) {
-        Ok((sealer, _recovery)) => Ok((store, sealer)),
+        Ok((sealer, _recovery)) => Ok(sealer),
         Err(e) => {
             events.emit(write_failed(&e));
             Err(e.into())

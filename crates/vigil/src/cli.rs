@@ -45,8 +45,13 @@ enum Command {
     /// Check or print configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Emit a representative set of events through the configured sinks.
+    /// The tour: a throwaway PostgreSQL, vigil in front of it, a scripted
+    /// session, its events, and the audit log verified. With --sample,
+    /// --format or --config: sample events through the configured sinks.
     Demo {
+        /// Emit the sample events instead of running the tour.
+        #[arg(long)]
+        sample: bool,
         /// Configuration file; without it, events go to standard output as text.
         #[arg(long, short, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -94,7 +99,25 @@ pub fn main() -> ExitCode {
         Command::Events { json, markdown } => events(json, markdown),
         Command::Config(ConfigCommand::Check { file }) => config_check(&file),
         Command::Config(ConfigCommand::Example) => print(config::example().as_bytes()),
-        Command::Demo { config, format } => demo(config.as_deref(), format.as_deref()),
+        Command::Demo {
+            config,
+            format,
+            sample,
+        } => {
+            if config.is_none() && format.is_none() && !sample && crate::tour::postgres_available()
+            {
+                crate::tour::run(Format::Text)
+            } else {
+                if config.is_none() && format.is_none() && !sample {
+                    eprintln!(
+                        "vigil: PostgreSQL's server binaries (initdb) were not found, so this \
+                         shows sample events instead of the live tour; install the postgresql \
+                         package for the tour"
+                    );
+                }
+                demo(config.as_deref(), format.as_deref())
+            }
+        }
         Command::Convert { to } => convert(&to),
         Command::Serve(args) => crate::serve::run(args),
         Command::Keys(cmd) => crate::keys_cmd::run(cmd),

@@ -11,3 +11,4 @@ pub mod config;
 mod demo;
 mod keys_cmd;
 mod serve;
+mod tour;
