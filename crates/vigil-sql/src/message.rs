@@ -184,6 +184,9 @@ struct Scan<'a> {
     partition_sep: Finder,
     /// A kept column list, `(start, end)`: the `)=(` at `end` opens values.
     cols: Option<(usize, usize)>,
+    /// A `)=(` whose column list was not kept: a later `key (` before it
+    /// is not looked at again.
+    rejected_sep: Option<usize>,
     /// Whether a `conflicts with existing key` pair was looked for (once:
     /// PostgreSQL writes one).
     conflicts_checked: bool,
@@ -203,6 +206,7 @@ impl<'a> Scan<'a> {
             key_sep: Finder::new(b")=("),
             partition_sep: Finder::new(b") = ("),
             cols: None,
+            rejected_sep: None,
             conflicts_checked: false,
             hex_bytes: false,
         }
@@ -276,7 +280,10 @@ impl<'a> Scan<'a> {
             b'"' | b'\'' => self.quoted(i),
             b')' => self.list_after(i),
             b'0' if self.hex_bytes && matches!(at(b, i + 1), b'x' | b'X') => self.hex(i),
-            c if c.is_ascii_alphabetic() => self.phrase(i),
+            // The first letters of the phrases `phrase` looks for.
+            b'b' | b'B' | b'j' | b'J' | b'k' | b'K' | b'p' | b'P' | b'r' | b'R' | b's' | b'S' => {
+                self.phrase(i)
+            }
             c if c >= 0x80 => match self.text.get(i..).and_then(|s| s.chars().next()) {
                 Some(c) if is_quote(c) => self.quoted(i),
                 Some(c) => i + c.len_utf8(),
@@ -307,9 +314,12 @@ impl<'a> Scan<'a> {
         if starts_ci(b, i, b"key (") {
             let cols = i + 5;
             if let Some(end) = self.key_sep.next(b, cols)
-                && self.keep_cols(cols, end)
+                && self.rejected_sep != Some(end)
             {
-                return end;
+                if self.keep_cols(cols, end) {
+                    return end;
+                }
+                self.rejected_sep = Some(end);
             }
             return i + 1;
         }
