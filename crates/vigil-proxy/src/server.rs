@@ -72,6 +72,9 @@ fn upstream_host(addr: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
 
+/// A backend's process id and cancel key.
+pub(crate) type CancelKey = (i32, Vec<u8>);
+
 /// What every session shares.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -81,7 +84,7 @@ pub(crate) struct Shared {
     active: AtomicUsize,
     idle: Notify,
     closing: watch::Receiver<bool>,
-    cancel_keys: Mutex<HashMap<(i32, Vec<u8>), Arc<Session>>>,
+    cancel_keys: Mutex<HashMap<CancelKey, Arc<Session>>>,
 }
 
 impl Shared {

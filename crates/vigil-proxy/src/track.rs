@@ -226,10 +226,13 @@ impl Tracker {
             }
             BackendMessage::CopyInResponse(_)
             | BackendMessage::CopyOutResponse(_)
-            | BackendMessage::CopyBothResponse(_) => match self.pending.front_mut() {
-                Some(Pending::Query { copy, .. } | Pending::Execute { copy, .. }) => *copy = true,
-                _ => {}
-            },
+            | BackendMessage::CopyBothResponse(_) => {
+                if let Some(Pending::Query { copy, .. } | Pending::Execute { copy, .. }) =
+                    self.pending.front_mut()
+                {
+                    *copy = true;
+                }
+            }
             BackendMessage::CommandComplete(c) => {
                 let rows = c.rows();
                 self.completed(c.command(), rows, false);

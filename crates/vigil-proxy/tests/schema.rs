@@ -2,6 +2,8 @@
 //! types, missing columns and tables, and failures that keep the password
 //! out of the events.
 
+#![allow(clippy::unwrap_used, clippy::type_complexity)] // helpers outside #[test] fns, as in tests
+
 use vigil_event::{Event, Value, catalog};
 use vigil_proxy::schema::{MonitoredColumn, SchemaConnect, check};
 use vigil_testkit::postgres::{Auth, PgServer};

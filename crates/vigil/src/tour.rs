@@ -175,7 +175,7 @@ pub(crate) fn run(format: Format) -> anyhow::Result<ExitCode> {
     };
     let report = Verifier::new()
         .keys(&lookup)
-        .verify(&[audit_dir.clone()])
+        .verify(std::slice::from_ref(&audit_dir))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let leaked = leaked_secrets(&audit_dir)?;
     if let Some(f) = &report.failure {

@@ -284,9 +284,9 @@ fn every_error_names_file_line_and_key() {
         ),
         (
             "unknown table",
-            edit(4, "[proxy]"),
+            edit(4, "[tape]"),
             4,
-            "proxy",
+            "tape",
             "unknown key",
         ),
         (
