@@ -25,6 +25,8 @@ pub(crate) struct Runtime {
     pub(crate) acceptor: Option<tokio_rustls::TlsAcceptor>,
     pub(crate) connector: Option<tokio_rustls::TlsConnector>,
     pub(crate) server_name: ServerName<'static>,
+    /// vigil's own certificate towards clients (the leaf, DER).
+    pub(crate) own_cert: Option<Vec<u8>>,
 }
 
 impl Runtime {
@@ -46,11 +48,18 @@ impl Runtime {
                 format!("{host:?} is not a host name or IP address"),
             )
         })?;
+        let own_cert = match &config.client_tls {
+            Some(t) => tls::load_certs(&t.cert, "tls.cert")?
+                .first()
+                .map(|c| c.as_ref().to_vec()),
+            None => None,
+        };
         Ok(Runtime {
             config,
             acceptor,
             connector,
             server_name,
+            own_cert,
         })
     }
 }

@@ -151,7 +151,18 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr)
             return;
         }
     };
-    let (end, stats) = relay(&shared, &rt, s, upstream).await;
+    // SCRAM channel binding (tls-server-end-point) survives the proxy only
+    // when vigil shows clients the certificate PostgreSQL shows vigil.
+    let keep_plus = match (&upstream, &rt.own_cert) {
+        (Stream::Client(tls), Some(own)) if session.tls_version.is_some() => tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .is_some_and(|c| c.as_ref() == own.as_slice()),
+        _ => false,
+    };
+    let (end, stats) = relay(&shared, &rt, s, upstream, keep_plus).await;
     if let Some(key) = stats.cancel_key {
         shared.forget_cancel_key(&key);
     }
@@ -575,6 +586,9 @@ struct State {
     authenticated: bool,
     auth_method: &'static str,
     cancel_key: Option<(i32, Vec<u8>)>,
+    /// Relay SCRAM-SHA-256-PLUS: both TLS connections show the same
+    /// certificate.
+    keep_channel_binding: bool,
 }
 
 async fn relay(
@@ -582,6 +596,7 @@ async fn relay(
     rt: &Runtime,
     s: Started,
     upstream: Stream,
+    keep_channel_binding: bool,
 ) -> (End, RelayStats) {
     let Started {
         client,
@@ -598,6 +613,7 @@ async fn relay(
         authenticated: false,
         auth_method: "trust",
         cancel_key: None,
+        keep_channel_binding,
     });
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut sr, mut sw) = tokio::io::split(upstream);
@@ -910,7 +926,7 @@ fn authentication(
             Authentication::Sspi => st.auth_method = "sspi",
             Authentication::Sasl(mechs) => {
                 st.auth_method = "scram-sha-256";
-                if mechs.iter().any(|m| m.ends_with("-PLUS")) {
+                if !st.keep_channel_binding && mechs.iter().any(|m| m.ends_with("-PLUS")) {
                     // vigil ends the client's TLS: channel binding to its
                     // certificate cannot be checked by PostgreSQL.
                     let mut out = BytesMut::new();

@@ -601,7 +601,6 @@ fn scram_through_tls_on_both_sides() {
 }
 
 #[test]
-#[ignore = "vigil removes SCRAM-SHA-256-PLUS even when its client certificate is PostgreSQL's"]
 fn scram_channel_binding_through_tls_with_the_same_certificate() {
     // tls-server-end-point binds to the server certificate: when vigil
     // serves clients the certificate PostgreSQL serves vigil, the binding
