@@ -282,13 +282,7 @@ fn every_error_names_file_line_and_key() {
             "listen",
             "unknown key; expected one of service, pipeline, sinks",
         ),
-        (
-            "unknown table",
-            edit(4, "[tape]"),
-            4,
-            "tape",
-            "unknown key",
-        ),
+        ("unknown table", edit(4, "[tape]"), 4, "tape", "unknown key"),
         (
             "unknown key in a sink",
             edit(13, "colour = true"),
