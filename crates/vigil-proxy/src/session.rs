@@ -624,7 +624,9 @@ async fn relay(
         let c2s = async {
             sw.write_all(&startup).await.map_err(End::Io)?;
             from_client += startup.len() as u64;
-            client_to_server(&mut cr, &mut sw, rest, &state, &mut from_client).await
+            let metrics = shared.reporter.metrics();
+            metrics.bytes(startup.len() as u64, 0);
+            client_to_server(&mut cr, &mut sw, rest, &state, &mut from_client, metrics).await
         };
         let s2c = server_to_client(shared, &session, &mut sr, &mut cw, &state, &mut from_server);
         tokio::select! {
@@ -648,7 +650,6 @@ async fn relay(
     let _ = sw.shutdown().await;
     let _ = cw.shutdown().await;
     let st = state.into_inner().unwrap_or_else(PoisonError::into_inner);
-    shared.reporter.metrics().bytes(from_client, from_server);
     (
         end,
         RelayStats {
@@ -677,6 +678,7 @@ async fn client_to_server(
     mut buf: BytesMut,
     state: &Mutex<State>,
     count: &mut u64,
+    metrics: &crate::metrics::Metrics,
 ) -> Result<(), End> {
     let mut framer = Framer::frontend();
     framer.skip_startup();
@@ -721,6 +723,7 @@ async fn client_to_server(
                 .map_err(|e| End::Violation(e.to_string()));
         }
         *count += n as u64;
+        metrics.bytes(n as u64, 0);
     }
 }
 
@@ -814,6 +817,7 @@ async fn server_to_client(
             return Ok(());
         }
         *count += n as u64;
+        shared.reporter.metrics().bytes(0, n as u64);
     }
 }
 

@@ -76,6 +76,18 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let cfg = match load(&args) {
         Ok(cfg) => cfg,
         Err(e) => {
+            // No pipeline yet: the event goes to standard error as text.
+            let mut ev = Event::new(catalog::CONFIG_INVALID, e.to_string())
+                .field("file", e.file().display().to_string());
+            if let Some(line) = e.line() {
+                ev = ev.field("line", i64::try_from(line).unwrap_or(i64::MAX));
+            }
+            if let Some(key) = e.key() {
+                ev = ev.field("key", key.to_owned());
+            }
+            let mut text = Vec::new();
+            Format::Text.write(&ev, &mut text);
+            eprintln!("{}", String::from_utf8_lossy(&text));
             eprintln!("vigil: {e}");
             return Ok(ExitCode::from(EXIT_USAGE));
         }

@@ -308,3 +308,41 @@ type = "integer"
     assert!(scanned > 500_000, "only {scanned} bytes written?");
     assert!(read(&dir.path().join("events.json")).contains("\"vault\""));
 }
+
+#[test]
+fn serve_refuses_an_invalid_configuration_with_file_line_and_key() {
+    let dir = vigil_testkit::tempdir();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[proxy]\nlisten = \"127.0.0.1:9393\"\ncoverage = \"reads\"\n",
+    )
+    .unwrap();
+    let out = vigil()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config.invalid"), "{err}");
+    assert!(
+        err.contains("bad.toml:3: proxy.coverage: unknown statement class \"reads\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_without_a_master_key_says_what_to_do() {
+    let dir = vigil_testkit::tempdir();
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env_remove("VIGIL_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("keys.master_missing"), "{err}");
+    assert!(err.contains("VIGIL_MASTER_KEY"), "{err}");
+}
