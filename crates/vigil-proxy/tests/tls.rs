@@ -621,3 +621,79 @@ fn scram_channel_binding_through_tls_with_the_same_certificate() {
         t.h.dump()
     );
 }
+
+#[test]
+fn a_client_offering_only_an_old_tls_version_is_refused_with_its_event() {
+    let certs = Certs::new();
+    let pg = pg();
+    let mut cfg = config(&pg);
+    cfg.client_tls = Some(client_tls(&certs));
+    let mut h = Harness::start(cfg);
+    // openssl's client, asking for TLS 1.1 only (rustls speaks 1.2 and 1.3).
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &h.addr.to_string(),
+            "-starttls",
+            "postgres",
+        ])
+        .args(["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl runs");
+    assert!(!out.status.success(), "{}", text(&out));
+    let e = h.wait_kind(catalog::TLS_CLIENT_PROTOCOL_REJECTED);
+    assert!(
+        field(&e, "reason").is_some_and(|r| !r.is_empty()),
+        "{}",
+        h.dump()
+    );
+    // TLS 1.2 is accepted.
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &h.addr.to_string(),
+            "-starttls",
+            "postgres",
+        ])
+        .arg("-tls1_2")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl runs");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Protocol  : TLSv1.2")
+            || String::from_utf8_lossy(&out.stdout).contains("TLSv1.2"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        h.of(catalog::TLS_CLIENT_PROTOCOL_REJECTED).len(),
+        1,
+        "{}",
+        h.dump()
+    );
+}
+
+#[test]
+fn a_database_speaking_only_an_old_tls_version_is_refused_with_its_event() {
+    let certs = Certs::new();
+    let cert = certs.localhost();
+    let pg = PgServer::builder()
+        .tls(&ServerTls::new(&cert.cert, &cert.key))
+        .setting("ssl_min_protocol_version", "TLSv1")
+        .setting("ssl_max_protocol_version", "TLSv1.1")
+        .setting("ssl_ciphers", "DEFAULT:@SECLEVEL=0")
+        .start()
+        .expect("PostgreSQL starts with TLS 1.1 only");
+    let e = upstream_refused(
+        &pg,
+        upstream(UpstreamTlsMode::Require, None, None),
+        catalog::TLS_DATABASE_PROTOCOL_REJECTED,
+    );
+    assert!(
+        field(&e, "reason").is_some_and(|r| r.contains("alert")),
+        "{e:?}"
+    );
+}
