@@ -697,3 +697,60 @@ fn a_database_speaking_only_an_old_tls_version_is_refused_with_its_event() {
         "{e:?}"
     );
 }
+
+#[test]
+fn direct_tls_without_sslrequest_is_served() {
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let certs = Certs::new();
+    let pg = pg();
+    let mut cfg = config(&pg);
+    cfg.client_tls = Some(client_tls(&certs));
+    let mut h = Harness::start(cfg);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(certs.ca()).expect("ca") {
+        roots.add(cert.expect("pem")).expect("root");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    // PostgreSQL 17's direct TLS: a ClientHello first, ALPN "postgresql".
+    tls.alpn_protocols = vec![b"postgresql".to_vec()];
+    let addr = h.addr;
+    let answer = h.rt.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let mut s = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+            .connect(name, tcp)
+            .await
+            .expect("direct TLS handshake");
+        assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"postgresql"[..]));
+        let params = b"user\0postgres\0database\0postgres\0\0";
+        let mut startup = Vec::new();
+        startup.extend_from_slice(&((8 + params.len()) as u32).to_be_bytes());
+        startup.extend_from_slice(&196_608u32.to_be_bytes());
+        startup.extend_from_slice(params);
+        s.write_all(&startup).await.expect("startup");
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !seen.windows(6).any(|w| w == b"Z\0\0\0\x05I") {
+            let n = s.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed before ReadyForQuery");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(b"X\0\0\0\x04").await.expect("terminate");
+        seen
+    });
+    assert!(
+        answer.starts_with(b"R\0\0\0\x08\0\0\0\0"),
+        "AuthenticationOk first"
+    );
+    let connected = h.wait_kind(catalog::CLIENT_CONNECTED);
+    let s = connected.session.as_ref().expect("session");
+    assert_eq!(s.tls_version.as_deref(), Some("TLSv1.3"));
+    h.wait_kind(catalog::AUTH_SUCCEEDED);
+}
