@@ -31,6 +31,10 @@ pub struct ProxyConfig {
     pub startup_timeout: Duration,
     /// Client connections served at once; more are refused with an error.
     pub max_connections: usize,
+    /// Threads that relay sessions. One thread, as PgBouncer, costs the
+    /// least per statement on a small host; more spread many busy sessions
+    /// over more cores.
+    pub workers: usize,
 }
 
 impl ProxyConfig {
@@ -47,6 +51,7 @@ impl ProxyConfig {
             connect_timeout: Duration::from_secs(10),
             startup_timeout: Duration::from_secs(30),
             max_connections: 10_000,
+            workers: 1,
         }
     }
 }

@@ -221,6 +221,35 @@ struct DurableState {
     synced: u64,
     file: Option<Arc<File>>,
     error: Option<String>,
+    /// Threads waiting on the condition variable: notifying costs a
+    /// system call, so it is done only when someone waits.
+    sleepers: u32,
+}
+
+impl Durable {
+    /// Wakes the waiters, if any, after `st` changed.
+    fn notify(&self, st: MutexGuard<'_, DurableState>) {
+        let waiting = st.sleepers > 0;
+        drop(st);
+        if waiting {
+            self.cv.notify_all();
+        }
+    }
+
+    /// Waits on the condition variable for at most `timeout`.
+    fn sleep<'a>(
+        &self,
+        mut st: MutexGuard<'a, DurableState>,
+        timeout: Duration,
+    ) -> MutexGuard<'a, DurableState> {
+        st.sleepers += 1;
+        let mut st = match self.cv.wait_timeout(st, timeout) {
+            Ok((g, _)) => g,
+            Err(p) => p.into_inner().0,
+        };
+        st.sleepers -= 1;
+        st
+    }
 }
 
 /// Waits for entries to become durable.
@@ -244,10 +273,7 @@ impl DurableHandle {
             if now >= deadline {
                 return false;
             }
-            st = match self.0.cv.wait_timeout(st, deadline - now) {
-                Ok((g, _)) => g,
-                Err(p) => p.into_inner().0,
-            };
+            st = self.0.sleep(st, deadline - now);
         }
     }
 
@@ -373,6 +399,7 @@ impl Sealer {
                 synced: 0,
                 file: None,
                 error: None,
+                sleepers: 0,
             }),
             cv: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -730,8 +757,7 @@ impl Sealer {
         if self.cfg.sync == SyncPolicy::Never {
             st.synced = st.written;
         }
-        drop(st);
-        self.durable.cv.notify_all();
+        self.durable.notify(st);
         Ok(())
     }
 
@@ -745,8 +771,7 @@ impl Sealer {
             })?;
         let mut st = lock(&self.durable.state);
         st.synced = st.synced.max(self.seg.last_seq.min(st.written));
-        drop(st);
-        self.durable.cv.notify_all();
+        self.durable.notify(st);
         Ok(())
     }
 
@@ -802,10 +827,7 @@ fn spawn_syncer(durable: Arc<Durable>, every: Duration) -> JoinHandle<()> {
                 let (target, file) = {
                     let mut st = lock(&durable.state);
                     while st.written <= st.synced && !durable.stop.load(Ordering::Acquire) {
-                        st = match durable.cv.wait_timeout(st, every) {
-                            Ok((g, _)) => g,
-                            Err(p) => p.into_inner().0,
-                        };
+                        st = durable.sleep(st, every);
                     }
                     if st.written <= st.synced {
                         return;
@@ -821,8 +843,7 @@ fn spawn_syncer(durable: Arc<Durable>, every: Duration) -> JoinHandle<()> {
                     Ok(()) => st.synced = st.synced.max(target),
                     Err(e) => st.error = Some(e.to_string()),
                 }
-                drop(st);
-                durable.cv.notify_all();
+                durable.notify(st);
                 if durable.stop.load(Ordering::Acquire) {
                     continue;
                 }

@@ -26,7 +26,7 @@ pub enum Error {
     /// No sink was configured, so every event would be discarded.
     #[error(
         "the event pipeline has no sink, so every event would be discarded: \
-         configure at least one sink"
+         configure at least one sink, or an audit log"
     )]
     NoSinks,
 

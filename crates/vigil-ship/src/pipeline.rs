@@ -89,7 +89,7 @@ impl PipelineBuilder {
             Some(origin) if !origin.trim().is_empty() => origin,
             _ => return Err(Error::NoOrigin),
         };
-        if self.sinks.is_empty() {
+        if self.sinks.is_empty() && self.audit.is_none() {
             return Err(Error::NoSinks);
         }
         for (i, spec) in self.sinks.iter().enumerate() {

@@ -19,6 +19,14 @@ use crate::stats::Counters;
 /// sinks and the stop flag. Bounds the latency of `shutdown`.
 const TICK: Duration = Duration::from_millis(20);
 
+/// While events keep coming, the worker looks at the queue this often
+/// instead of blocking on it: a blocked worker must be woken by every
+/// emitter (a futex call on the emitting thread), a polling one never.
+const POLL: Duration = Duration::from_millis(1);
+
+/// How long after its last event the worker keeps polling before it blocks.
+const BUSY_FOR: Duration = Duration::from_millis(100);
+
 /// Events taken from the queue between two looks at drops and flush times.
 const BATCH: usize = 512;
 
@@ -180,8 +188,9 @@ impl Worker {
     /// Runs until the stop flag is set, then drains the queue, flushes and
     /// closes every sink.
     pub(crate) fn run(mut self) {
+        let mut last_event = Instant::now();
         while !self.stop.load(Ordering::Acquire) {
-            match self.rx.recv_timeout(TICK) {
+            match self.next_event(&mut last_event) {
                 Some(item) => {
                     self.accept(item);
                     for _ in 1..BATCH {
@@ -206,6 +215,30 @@ impl Worker {
             self.publish_status();
         }
         self.finish();
+    }
+
+    /// The next event, or `None` after a tick without one.
+    fn next_event(&self, last_event: &mut Instant) -> Option<Queued> {
+        if let Some(item) = self.rx.try_recv() {
+            *last_event = Instant::now();
+            return Some(item);
+        }
+        if last_event.elapsed() >= BUSY_FOR {
+            let item = self.rx.recv_timeout(TICK);
+            if item.is_some() {
+                *last_event = Instant::now();
+            }
+            return item;
+        }
+        let deadline = Instant::now() + TICK;
+        while Instant::now() < deadline && !self.stop.load(Ordering::Acquire) {
+            std::thread::sleep(POLL);
+            if let Some(item) = self.rx.try_recv() {
+                *last_event = Instant::now();
+                return Some(item);
+            }
+        }
+        None
     }
 
     fn finish(mut self) {

@@ -160,11 +160,17 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ),
     );
     let pipeline = Arc::new(pipeline);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("vigil-proxy")
-        .build()
-        .context("cannot start the runtime")?;
+    let runtime = match cfg.proxy.workers {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .thread_name("vigil-proxy")
+            .build(),
+    }
+    .context("cannot start the runtime")?;
     let code = runtime.block_on(serve(&args, cfg, emitter.clone(), &pipeline, &store));
     runtime.shutdown_timeout(Duration::from_secs(1));
     drop(emitter);

@@ -131,7 +131,8 @@ pub struct Config {
     pub service: ServiceConfig,
     /// `[pipeline]`: the event queue between the emitters and the sinks.
     pub pipeline: PipelineConfig,
-    /// `[[sinks]]`: where events go, in file order; never empty.
+    /// `[[sinks]]`: where events go, in file order; empty (`sinks = []`)
+    /// when events go only to the audit log.
     pub sinks: Vec<SinkConfig>,
     /// `[audit]`: the sealed audit log every event goes through first, if
     /// configured.
@@ -337,12 +338,8 @@ fn validate(raw: RawConfig, cx: &Context<'_>) -> Result<Config, Invalid> {
     let pipeline = pipeline(raw.pipeline, &root.key("pipeline"))?;
     let sinks = match raw.sinks {
         None => vec![SinkConfig::default()],
-        Some(list) if list.is_empty() => {
-            return Err(Invalid::new(
-                root.key("sinks"),
-                "no sinks; add a [[sinks]] table, or remove this key to log to stdout",
-            ));
-        }
+        // `sinks = []`: events go only to the sealed audit log.
+        Some(list) if list.is_empty() => Vec::new(),
         Some(list) => {
             let at = root.key("sinks");
             let mut names: HashMap<String, usize> = HashMap::new();

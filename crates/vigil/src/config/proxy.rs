@@ -26,6 +26,7 @@ pub(super) struct RawProxy {
     shutdown_timeout_s: Option<i64>,
     connect_timeout_s: Option<i64>,
     max_connections: Option<i64>,
+    workers: Option<i64>,
     tls: Option<RawClientTls>,
     upstream_tls: Option<RawUpstreamTls>,
 }
@@ -205,6 +206,17 @@ pub(super) fn proxy(raw: RawProxy, at: &KeyPath, dir: &Path) -> Result<ProxyConf
                 Invalid::new(
                     at.key("max_connections"),
                     format!("{n} is out of range; use 1 to 1000000"),
+                )
+            })?;
+    }
+    if let Some(n) = raw.workers {
+        cfg.workers = usize::try_from(n)
+            .ok()
+            .filter(|n| (1..=256).contains(n))
+            .ok_or_else(|| {
+                Invalid::new(
+                    at.key("workers"),
+                    format!("{n} is out of range; use 1 to 256 threads"),
                 )
             })?;
     }
