@@ -411,7 +411,9 @@ impl Tracker {
             (Ok(_), true) => catalog::STATEMENT_UNPARSED,
             (Ok(_), false) => catalog::STATEMENT_EXECUTED,
         };
-        let mut ev = Event::new(kind, String::from(&*stmt.text))
+        let mut ev = Event::new(kind, String::from(&*stmt.text));
+        ev.fields.reserve_exact(8);
+        let mut ev = ev
             .session(Arc::clone(&self.session))
             .fingerprint(stmt.fingerprint)
             .field("class", stmt.class.as_str())
@@ -422,7 +424,7 @@ impl Tracker {
         }
         match result {
             Ok((command, rows)) => {
-                ev = ev.field("command", command.to_owned());
+                ev = ev.field("command", command_name(command));
                 if let Some(rows) = rows {
                     ev = ev.field("rows", i64::try_from(rows).unwrap_or(i64::MAX));
                 }
@@ -450,4 +452,17 @@ struct Failure<'a> {
     sqlstate: &'a str,
     message: &'a str,
     detail: Option<&'a str>,
+}
+
+/// The command tag's words as an event value, without allocating for the
+/// common ones.
+fn command_name(command: &str) -> std::borrow::Cow<'static, str> {
+    const COMMON: [&str; 14] = [
+        "SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "FETCH", "MOVE", "BEGIN",
+        "COMMIT", "ROLLBACK", "SET", "CALL", "DO",
+    ];
+    match COMMON.iter().find(|c| **c == command) {
+        Some(c) => std::borrow::Cow::Borrowed(c),
+        None => std::borrow::Cow::Owned(command.to_owned()),
+    }
 }
