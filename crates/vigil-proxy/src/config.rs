@@ -1,12 +1,14 @@
 //! What the proxy needs to run, validated: addresses, TLS on both sides,
-//! statement coverage and timeouts. The service's TOML configuration is
-//! turned into a [`ProxyConfig`]; tests build one directly.
+//! statement coverage, timeouts and poison records. The service's TOML
+//! configuration is turned into a [`ProxyConfig`]; tests build one directly.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use vigil_detect::poison::{Reaction, Scanner};
 use vigil_sql::StatementClass;
 
 /// The proxy's settings.
@@ -35,6 +37,11 @@ pub struct ProxyConfig {
     /// least per statement on a small host; more spread many busy sessions
     /// over more cores.
     pub workers: usize,
+    /// Poison records to look for in results and statements, and how to
+    /// react; `None` costs nothing.
+    pub poison: Option<PoisonConfig>,
+    /// SQL injection and capability detectors, the firewall, anomalies.
+    pub detection: crate::detect::Detection,
 }
 
 impl ProxyConfig {
@@ -52,9 +59,60 @@ impl ProxyConfig {
             startup_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             workers: 1,
+            poison: None,
+            detection: crate::detect::Detection::new(),
         }
     }
 }
+
+/// Poison records: the values to look for and the reactions to a hit.
+///
+/// On a hit the proxy always emits `poison.accessed` (a result carried a
+/// value) or `poison.queried` (a statement or parameter mentioned one),
+/// then runs [`reactions`](Self::reactions) in order.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PoisonConfig {
+    /// The registered values, in every encoding.
+    pub scanner: Arc<Scanner>,
+    /// What to do after the event, in order.
+    pub reactions: Vec<Reaction>,
+    /// The program `Reaction::Script` runs, with the event as JSON on its
+    /// standard input.
+    pub script: Option<PathBuf>,
+    /// How long the script may run before it is killed.
+    pub script_timeout: Duration,
+}
+
+impl PoisonConfig {
+    /// Looks for `scanner`'s values; no reaction but the event; a script
+    /// gets 5 s.
+    pub fn new(scanner: Arc<Scanner>) -> Self {
+        PoisonConfig {
+            scanner,
+            reactions: Vec::new(),
+            script: None,
+            script_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Whether a hit withholds the message and closes the session.
+    pub fn blocks(&self) -> bool {
+        self.reactions.contains(&Reaction::Block)
+    }
+}
+
+impl PartialEq for PoisonConfig {
+    /// The same scanner (not only equal values), reactions and script.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.scanner, &other.scanner)
+            && self.reactions == other.reactions
+            && self.script == other.script
+            && self.script_timeout == other.script_timeout
+    }
+}
+
+impl Eq for PoisonConfig {}
 
 /// TLS towards clients.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod config;
 mod der;
+mod detect;
 pub mod metrics;
 mod report;
 pub mod schema;
@@ -23,6 +24,7 @@ pub use config::{
     ClientCertMode, ClientTls, ClientTlsMode, Coverage, ProxyConfig, UpstreamTls, UpstreamTlsMode,
 };
 pub use der::fuzz_subject;
+pub use detect::Detection;
 pub use metrics::{Gauges, Metrics};
 pub use report::Reporter;
 pub use server::{Proxy, StartError};

@@ -94,6 +94,8 @@ pub(crate) struct Shared {
     idle: Notify,
     closing: watch::Receiver<bool>,
     cancel_keys: Mutex<HashMap<CancelKey, Arc<Session>>>,
+    /// A session asked the service to stop (the poison `shutdown` reaction).
+    stop: Notify,
 }
 
 impl Shared {
@@ -107,6 +109,11 @@ impl Shared {
 
     pub(crate) fn closing(&self) -> watch::Receiver<bool> {
         self.closing.clone()
+    }
+
+    /// Asks the service to stop: [`Proxy::stop_requested`] returns.
+    pub(crate) fn request_stop(&self) {
+        self.stop.notify_one();
     }
 
     /// Whether the connections open now, this one included, are within
@@ -256,6 +263,7 @@ impl Proxy {
             idle: Notify::new(),
             closing: closing_rx,
             cancel_keys: Mutex::new(HashMap::new()),
+            stop: Notify::new(),
         });
         let mut addrs = Vec::new();
         let mut accepting = Vec::new();
@@ -296,13 +304,21 @@ impl Proxy {
         &self.addrs
     }
 
+    /// Returns once a session has asked the service to stop (the poison
+    /// `shutdown` reaction); the service then calls [`shutdown`](Self::shutdown).
+    /// A request made before the call is not lost.
+    pub async fn stop_requested(&self) {
+        self.shared.stop.notified().await;
+    }
+
     /// Sessions open now.
     pub fn active_sessions(&self) -> usize {
         self.shared.active.load(Ordering::Acquire)
     }
 
     /// Takes new settings for sessions that start from now on: TLS,
-    /// upstream, coverage, timeouts. Listen addresses are kept.
+    /// upstream, coverage, timeouts, poison records. Listen addresses are
+    /// kept.
     pub fn reload(&self, config: ProxyConfig) -> Result<(), TlsSetupError> {
         let runtime = Runtime::new(config)?;
         *self

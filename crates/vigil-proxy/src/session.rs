@@ -3,27 +3,32 @@
 //! directions, with every message the session's events need decoded on the
 //! way and everything else passed through as bytes.
 
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
-use vigil_event::{Event, Outcome, Session, catalog};
+use vigil_detect::poison::{Reaction, StreamScanner};
+use vigil_event::{Event, Format, Kind, Outcome, Session, catalog};
 use vigil_pg::{
     Authentication, BackendMessage, Diagnostic, Framer, FrontendMessage, MessageTag, Severity,
+    Target,
 };
 
-use crate::config::{ClientTlsMode, UpstreamTlsMode};
+use crate::config::{ClientTlsMode, PoisonConfig, UpstreamTlsMode};
+use crate::report::Reporter;
 use crate::server::{Runtime, Shared};
 use crate::tls::{self, Side};
-use crate::track::Tracker;
+use crate::track::{Relay, Tracker};
 
 /// Bytes read at a time.
 const READ_CHUNK: usize = 8 * 1024;
@@ -91,6 +96,12 @@ enum End {
     ServerClosed,
     Shutdown,
     Violation(String),
+    /// A poison reaction closed the session, maybe in the middle of a
+    /// message passed on in pieces (then no error can follow it).
+    Poisoned {
+        why: &'static str,
+        mid_message: bool,
+    },
     Io(io::Error),
 }
 
@@ -101,6 +112,7 @@ impl End {
             End::ServerClosed => "PostgreSQL closed the connection".to_owned(),
             End::Shutdown => "vigil is shutting down".to_owned(),
             End::Violation(why) => format!("protocol violation: {why}"),
+            End::Poisoned { why, .. } => format!("closed by vigil: {why}"),
             End::Io(e) => format!("connection error: {e}"),
         }
     }
@@ -182,6 +194,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr)
         stats.statements,
         &end.reason(),
     );
+    if let Some(a) = &rt.config.detection.anomalies {
+        a.on_disconnect(session.id);
+    }
     metrics.connection_closed();
 }
 
@@ -371,6 +386,18 @@ async fn startup(
                     ev = ev.field("replication", true);
                 }
                 reporter.emit(ev);
+                if let Some(a) = &rt.config.detection.anomalies {
+                    let info = vigil_detect::anomaly::ConnectInfo {
+                        user: s.user().unwrap_or(""),
+                        application: s.application_name().unwrap_or(""),
+                        source: peer.ip(),
+                        tls: tls_version.as_deref(),
+                        session: Some(&session),
+                    };
+                    for event in a.on_connect(&info, Instant::now()) {
+                        reporter.emit(event);
+                    }
+                }
                 let required = rt
                     .config
                     .client_tls
@@ -463,6 +490,11 @@ async fn accept_tls(
                 .field("client", peer.to_string())
                 .field("reason", reason),
             );
+            if let Some(a) = &shared.runtime().config.detection.anomalies {
+                for event in a.on_tls_failed(peer.ip(), None, Instant::now()) {
+                    shared.reporter.emit(event);
+                }
+            }
             None
         }
     }
@@ -589,6 +621,10 @@ struct State {
     /// Relay SCRAM-SHA-256-PLUS: both TLS connections show the same
     /// certificate.
     keep_channel_binding: bool,
+    /// The anomaly detectors, for failed logins.
+    anomalies: Option<Arc<vigil_detect::anomaly::Anomalies>>,
+    /// Poison records to look for, when configured.
+    poison: Option<PoisonWatch>,
 }
 
 async fn relay(
@@ -609,11 +645,14 @@ async fn relay(
             Arc::clone(&session),
             shared.reporter.clone(),
             rt.config.coverage,
+            rt.config.detection.clone(),
         ),
         authenticated: false,
         auth_method: "trust",
         cancel_key: None,
         keep_channel_binding,
+        anomalies: rt.config.detection.anomalies.clone(),
+        poison: rt.config.poison.clone().map(PoisonWatch::new),
     });
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut sr, mut sw) = tokio::io::split(upstream);
@@ -626,7 +665,16 @@ async fn relay(
             from_client += startup.len() as u64;
             let metrics = shared.reporter.metrics();
             metrics.bytes(startup.len() as u64, 0);
-            client_to_server(&mut cr, &mut sw, rest, &state, &mut from_client, metrics).await
+            client_to_server(
+                shared,
+                &session,
+                (&mut cr, &mut sw),
+                rest,
+                &state,
+                &mut from_client,
+                metrics,
+            )
+            .await
         };
         let s2c = server_to_client(shared, &session, &mut sr, &mut cw, &state, &mut from_server);
         tokio::select! {
@@ -646,6 +694,21 @@ async fn relay(
     }
     if let End::Violation(why) = &end {
         let _ = send_error(&mut cw, Severity::Fatal, "08P01", &format!("vigil: {why}")).await;
+    }
+    if matches!(
+        end,
+        End::Poisoned {
+            mid_message: false,
+            ..
+        }
+    ) {
+        let _ = send_error(
+            &mut cw,
+            Severity::Fatal,
+            "42501",
+            "vigil: permission denied; the session was closed by a security policy",
+        )
+        .await;
     }
     let _ = sw.shutdown().await;
     let _ = cw.shutdown().await;
@@ -670,11 +733,15 @@ enum Step {
     /// Forward everything; the current message continues for `skip` more
     /// bytes, passed on as they arrive.
     Stream { skip: usize },
+    /// Forward `upto` bytes, withhold the rest and close the session: the
+    /// next message carries a poison value.
+    Block,
 }
 
 async fn client_to_server(
-    from: &mut ReadHalf<Stream>,
-    to: &mut WriteHalf<Stream>,
+    shared: &Arc<Shared>,
+    session: &Arc<Session>,
+    (from, to): (&mut ReadHalf<Stream>, &mut WriteHalf<Stream>),
     mut buf: BytesMut,
     state: &Mutex<State>,
     count: &mut u64,
@@ -690,22 +757,29 @@ async fn client_to_server(
             buf.advance(n);
             skip -= n;
         }
-        if skip == 0 {
+        while skip == 0 {
             let (upto, step, terminate) = {
                 let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
-                scan_frontend(&framer, &buf, &mut st)?
+                scan_frontend(shared, session, &framer, &buf, &mut st)?
             };
             if upto > 0 {
                 to.write_all(&buf[..upto]).await.map_err(End::Io)?;
                 buf.advance(upto);
             }
-            if let Step::Stream { skip: more } = step {
-                to.write_all(&buf).await.map_err(End::Io)?;
-                buf.clear();
-                skip = more;
-            }
             if terminate {
                 return Ok(());
+            }
+            match step {
+                Step::Stream { skip: more } => {
+                    to.write_all(&buf).await.map_err(End::Io)?;
+                    buf.clear();
+                    skip = more;
+                }
+                Step::Replace { frame_len, bytes } => {
+                    to.write_all(&bytes).await.map_err(End::Io)?;
+                    buf.advance(frame_len);
+                }
+                _ => break,
             }
         }
         if buf.capacity() - buf.len() < READ_CHUNK / 2 {
@@ -729,7 +803,13 @@ async fn client_to_server(
 
 /// Scans whole client messages at the front of `buf`: returns how many
 /// bytes to forward, what then, and whether the client said Terminate.
-fn scan_frontend(framer: &Framer, buf: &[u8], st: &mut State) -> Result<(usize, Step, bool), End> {
+fn scan_frontend(
+    shared: &Shared,
+    session: &Arc<Session>,
+    framer: &Framer,
+    buf: &[u8],
+    st: &mut State,
+) -> Result<(usize, Step, bool), End> {
     let mut pos = 0;
     loop {
         let rest = &buf[pos..];
@@ -753,7 +833,19 @@ fn scan_frontend(framer: &Framer, buf: &[u8], st: &mut State) -> Result<(usize, 
         }
         let frame = &rest[..header.frame_len];
         let tag = header.tag.unwrap_or(MessageTag(0));
+        let start = pos;
         pos += header.frame_len;
+        if st.tracker.skipping() && tag != MessageTag::SYNC {
+            // The rest of a denied extended-query batch.
+            return Ok((
+                start,
+                Step::Replace {
+                    frame_len: header.frame_len,
+                    bytes: BytesMut::new(),
+                },
+                false,
+            ));
+        }
         if matches!(
             tag,
             MessageTag::COPY_DATA | MessageTag::AUTH_RESPONSE | MessageTag::FLUSH
@@ -765,7 +857,57 @@ fn scan_frontend(framer: &Framer, buf: &[u8], st: &mut State) -> Result<(usize, 
         if matches!(msg, FrontendMessage::Terminate) {
             return Ok((pos, Step::Read, true));
         }
-        st.tracker.frontend(&msg);
+        if let Some(w) = st.poison.as_mut() {
+            w.frontend(&msg);
+            let source = match tag {
+                MessageTag::QUERY => Some("query"),
+                MessageTag::PARSE => Some("parse"),
+                MessageTag::BIND => Some("bind"),
+                MessageTag::FUNCTION_CALL => Some("function_call"),
+                _ => None,
+            };
+            if let Some(source) = source
+                && w.scan(frame)
+            {
+                let fingerprint = w.statement_fingerprint(&msg);
+                if poison_hit(
+                    shared,
+                    session,
+                    w,
+                    catalog::POISON_QUERIED,
+                    source,
+                    fingerprint,
+                ) {
+                    return Err(End::Poisoned {
+                        why: "a statement mentioned a poison record",
+                        mid_message: false,
+                    });
+                }
+            }
+        }
+        match st.tracker.frontend(&msg) {
+            Relay::Forward => {}
+            Relay::Drop => {
+                return Ok((
+                    start,
+                    Step::Replace {
+                        frame_len: header.frame_len,
+                        bytes: BytesMut::new(),
+                    },
+                    false,
+                ));
+            }
+            Relay::Sync => {
+                return Ok((
+                    start,
+                    Step::Replace {
+                        frame_len: header.frame_len,
+                        bytes: BytesMut::from(&b"S\0\0\0\x04"[..]),
+                    },
+                    false,
+                ));
+            }
+        }
     }
 }
 
@@ -779,34 +921,58 @@ async fn server_to_client(
 ) -> Result<(), End> {
     let framer = Framer::backend();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // Bytes of a long message still to pass on as they arrive.
     let mut skip = 0usize;
+    // Of those, the bytes at the front of `buf` already scanned but held
+    // back, so that a poison value split between reads never reaches the
+    // client whole when the reaction is to block.
+    let mut held = 0usize;
     loop {
-        if skip > 0 && !buf.is_empty() {
+        if skip > 0 && buf.len() > held {
             let n = skip.min(buf.len());
-            to.write_all(&buf[..n]).await.map_err(End::Io)?;
-            buf.advance(n);
-            skip -= n;
-        }
-        while skip == 0 {
-            let (upto, step) = {
+            let hold = {
                 let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
-                scan_backend(shared, session, &framer, &buf, &mut st)?
+                scan_stream(shared, session, &buf[held..n], &mut st)?
             };
-            if upto > 0 {
-                to.write_all(&buf[..upto]).await.map_err(End::Io)?;
-                buf.advance(upto);
+            let send = if n < skip { n.saturating_sub(hold) } else { n };
+            if send > 0 {
+                to.write_all(&buf[..send]).await.map_err(End::Io)?;
+                buf.advance(send);
+                skip -= send;
             }
-            match step {
-                Step::Read => break,
-                Step::Replace { frame_len, bytes } => {
-                    to.write_all(&bytes).await.map_err(End::Io)?;
-                    buf.advance(frame_len);
+            held = n - send;
+        }
+        if skip == 0 {
+            loop {
+                let (upto, step) = {
+                    let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
+                    scan_backend(shared, session, &framer, &buf, &mut st)?
+                };
+                if upto > 0 {
+                    to.write_all(&buf[..upto]).await.map_err(End::Io)?;
+                    buf.advance(upto);
                 }
-                Step::Stream { skip: more } => {
-                    to.write_all(&buf).await.map_err(End::Io)?;
-                    buf.clear();
-                    skip = more;
+                match step {
+                    Step::Read => break,
+                    Step::Replace { frame_len, bytes } => {
+                        to.write_all(&bytes).await.map_err(End::Io)?;
+                        buf.advance(frame_len);
+                    }
+                    Step::Stream { skip: more } => {
+                        skip = buf.len() + more;
+                        held = 0;
+                        break;
+                    }
+                    Step::Block => {
+                        return Err(End::Poisoned {
+                            why: "a poison record was withheld",
+                            mid_message: false,
+                        });
+                    }
                 }
+            }
+            if skip > 0 {
+                continue;
             }
         }
         if buf.capacity() - buf.len() < READ_CHUNK / 2 {
@@ -819,6 +985,31 @@ async fn server_to_client(
         *count += n as u64;
         shared.reporter.metrics().bytes(0, n as u64);
     }
+}
+
+/// Scans the next piece of a message passed on as it arrives; returns how
+/// many of the bytes scanned so far to hold back (block reaction), or ends
+/// the session when they complete a poison value and the reaction blocks.
+fn scan_stream(
+    shared: &Shared,
+    session: &Arc<Session>,
+    new: &[u8],
+    st: &mut State,
+) -> Result<usize, End> {
+    let Some(w) = st.poison.as_mut() else {
+        return Ok(0);
+    };
+    w.hits.clear();
+    if w.stream.feed(&w.config.scanner, new, &mut w.hits) {
+        let source = w.stream_source;
+        if (w.block || !w.reported) && report_access(shared, session, w, source) {
+            return Err(End::Poisoned {
+                why: "a poison record was withheld",
+                mid_message: true,
+            });
+        }
+    }
+    Ok(if w.block { w.stream.overlap() } else { 0 })
 }
 
 /// Scans whole server messages at the front of `buf`.
@@ -846,6 +1037,15 @@ fn scan_backend(
                 if tag == MessageTag::DATA_ROW {
                     st.tracker.row();
                 }
+                if let Some(w) = st.poison.as_mut() {
+                    w.rows += 1;
+                    w.stream.reset();
+                    w.stream_source = if tag == MessageTag::DATA_ROW {
+                        "data_row"
+                    } else {
+                        "copy_data"
+                    };
+                }
                 return Ok((
                     pos,
                     Step::Stream {
@@ -855,16 +1055,39 @@ fn scan_backend(
             }
             return Ok((pos, Step::Read));
         }
+        // A statement vigil refused gets its error here, in order.
+        if let Some(bytes) = st.tracker.injection() {
+            return Ok((
+                pos,
+                Step::Replace {
+                    frame_len: 0,
+                    bytes,
+                },
+            ));
+        }
         let frame = &rest[..header.frame_len];
         match tag {
-            MessageTag::DATA_ROW => {
-                st.tracker.row();
+            MessageTag::DATA_ROW | MessageTag::COPY_DATA => {
+                if tag == MessageTag::DATA_ROW {
+                    st.tracker.row();
+                }
+                if let Some(w) = st.poison.as_mut() {
+                    w.rows += 1;
+                    if w.scan(frame) && (w.block || !w.reported) {
+                        let source = if tag == MessageTag::DATA_ROW {
+                            "data_row"
+                        } else {
+                            "copy_data"
+                        };
+                        if report_access(shared, session, w, source) {
+                            return Ok((pos, Step::Block));
+                        }
+                    }
+                }
                 pos += header.frame_len;
                 continue;
             }
-            MessageTag::COPY_DATA
-            | MessageTag::NOTICE_RESPONSE
-            | MessageTag::NOTIFICATION_RESPONSE => {
+            MessageTag::NOTICE_RESPONSE | MessageTag::NOTIFICATION_RESPONSE => {
                 pos += header.frame_len;
                 continue;
             }
@@ -884,6 +1107,9 @@ fn scan_backend(
             }
         } else {
             st.tracker.backend(&msg);
+            if let Some(w) = st.poison.as_mut() {
+                w.backend(&msg);
+            }
         }
         if let BackendMessage::BackendKeyData(k) = &msg {
             let key = (k.process_id, k.secret_key.as_bytes().to_vec());
@@ -961,8 +1187,329 @@ fn authentication(
                 .field("method", st.auth_method)
                 .field("sqlstate", sqlstate.to_owned()),
             );
+            if let (Some(a), Some(client)) = (&st.anomalies, session.client) {
+                for event in a.on_auth_failed(client.ip(), Some(session), Instant::now()) {
+                    reporter.emit(event);
+                }
+            }
         }
         _ => {}
     }
     None
+}
+
+/// Poison records in one session: the scanner, which statement each result
+/// belongs to, and whether the current one was reported.
+#[derive(Debug)]
+struct PoisonWatch {
+    config: PoisonConfig,
+    block: bool,
+    /// The message passed on as it arrives.
+    stream: StreamScanner,
+    stream_source: &'static str,
+    /// The ids the last scan found.
+    hits: Vec<u32>,
+    /// What the server will answer with results, in order.
+    answers: VecDeque<Answer>,
+    /// Prepared statements and portals: their SQL.
+    statements: HashMap<Box<str>, Arc<str>>,
+    portals: HashMap<Box<str>, Arc<str>>,
+    /// Rows (DataRow or CopyData) of the current statement so far.
+    rows: u64,
+    /// `poison.accessed` was emitted for the current statement.
+    reported: bool,
+}
+
+/// A message the server will answer with results or a statement's end.
+#[derive(Debug)]
+enum Answer {
+    /// A simple query: its SQL and how many of its statements completed.
+    Query { sql: Arc<str>, done: usize },
+    /// An Execute, with its statement's SQL when known.
+    Execute(Option<Arc<str>>),
+    /// A Sync or a FunctionCall: ends with ReadyForQuery.
+    Sync,
+}
+
+impl PoisonWatch {
+    fn new(config: PoisonConfig) -> Self {
+        PoisonWatch {
+            block: config.blocks(),
+            stream: config.scanner.stream(),
+            stream_source: "data_row",
+            config,
+            hits: Vec::new(),
+            answers: VecDeque::new(),
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            rows: 0,
+            reported: false,
+        }
+    }
+
+    /// Scans a whole message; the ids found are in `hits`.
+    fn scan(&mut self, frame: &[u8]) -> bool {
+        self.hits.clear();
+        self.config.scanner.scan(frame, &mut self.hits)
+    }
+
+    fn frontend(&mut self, msg: &FrontendMessage<'_>) {
+        fn set(map: &mut HashMap<Box<str>, Arc<str>>, name: &str, sql: Arc<str>) {
+            match map.get_mut(name) {
+                Some(v) => *v = sql,
+                None => {
+                    map.insert(name.into(), sql);
+                }
+            }
+        }
+        match msg {
+            FrontendMessage::Query(q) => self.answers.push_back(Answer::Query {
+                sql: Arc::from(q.sql),
+                done: 0,
+            }),
+            FrontendMessage::Parse(p) => set(&mut self.statements, p.name, Arc::from(p.sql)),
+            FrontendMessage::Bind(b) => match self.statements.get(b.statement).cloned() {
+                Some(sql) => set(&mut self.portals, b.portal, sql),
+                None => {
+                    self.portals.remove(b.portal);
+                }
+            },
+            FrontendMessage::Execute(e) => {
+                let sql = self.portals.get(e.portal).cloned();
+                self.answers.push_back(Answer::Execute(sql));
+            }
+            FrontendMessage::Close(c) => {
+                match c.target {
+                    Target::Statement => self.statements.remove(c.name),
+                    Target::Portal => self.portals.remove(c.name),
+                };
+            }
+            FrontendMessage::Sync | FrontendMessage::FunctionCall(_) => {
+                self.answers.push_back(Answer::Sync);
+            }
+            _ => {}
+        }
+    }
+
+    fn backend(&mut self, msg: &BackendMessage<'_>) {
+        match msg {
+            BackendMessage::CommandComplete(_)
+            | BackendMessage::EmptyQueryResponse
+            | BackendMessage::PortalSuspended => {
+                match self.answers.front_mut() {
+                    Some(Answer::Query { done, .. }) => *done += 1,
+                    Some(Answer::Execute(_)) => {
+                        self.answers.pop_front();
+                    }
+                    _ => {}
+                }
+                self.end_statement();
+            }
+            BackendMessage::ErrorResponse(_) => {
+                // After an error in an extended-query batch the server
+                // skips to the next Sync.
+                while matches!(self.answers.front(), Some(Answer::Execute(_))) {
+                    self.answers.pop_front();
+                }
+                self.end_statement();
+            }
+            BackendMessage::ReadyForQuery(_) => {
+                while let Some(a) = self.answers.pop_front() {
+                    if matches!(a, Answer::Query { .. } | Answer::Sync) {
+                        break;
+                    }
+                }
+                self.end_statement();
+            }
+            _ => {}
+        }
+    }
+
+    fn end_statement(&mut self) {
+        self.rows = 0;
+        self.reported = false;
+    }
+
+    /// The fingerprint of the statement whose results arrive now.
+    fn current_fingerprint(&self) -> Option<u64> {
+        match self.answers.front()? {
+            Answer::Query { sql, done } => {
+                let r = vigil_sql::redact(sql);
+                r.statements
+                    .get(*done)
+                    .or(r.statements.last())
+                    .map(|s| s.fingerprint)
+            }
+            Answer::Execute(Some(sql)) => Some(vigil_sql::fingerprint(sql)),
+            _ => None,
+        }
+    }
+
+    /// The fingerprint of the statement a client message carries or binds.
+    fn statement_fingerprint(&self, msg: &FrontendMessage<'_>) -> Option<u64> {
+        match msg {
+            FrontendMessage::Query(q) => Some(vigil_sql::fingerprint(q.sql)),
+            FrontendMessage::Parse(p) => Some(vigil_sql::fingerprint(p.sql)),
+            FrontendMessage::Bind(b) => self
+                .statements
+                .get(b.statement)
+                .map(|sql| vigil_sql::fingerprint(sql)),
+            _ => None,
+        }
+    }
+}
+
+/// A result carried a poison value: reports it once per statement and
+/// reacts; returns whether to block.
+fn report_access(
+    shared: &Shared,
+    session: &Arc<Session>,
+    w: &mut PoisonWatch,
+    source: &'static str,
+) -> bool {
+    w.reported = true;
+    let fingerprint = w.current_fingerprint();
+    poison_hit(
+        shared,
+        session,
+        w,
+        catalog::POISON_ACCESSED,
+        source,
+        fingerprint,
+    )
+}
+
+/// Emits `kind` (`poison.accessed` or `poison.queried`) for the ids in
+/// `w.hits`, then runs the reactions in order; returns whether to block.
+fn poison_hit(
+    shared: &Shared,
+    session: &Arc<Session>,
+    w: &PoisonWatch,
+    kind: Kind,
+    source: &'static str,
+    fingerprint: Option<u64>,
+) -> bool {
+    let ids = w
+        .hits
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let who = format!(
+        "session {} ({} on database {})",
+        session.id,
+        session.db_user.as_deref().unwrap_or("?"),
+        session.database.as_deref().unwrap_or("?"),
+    );
+    let message = if kind == catalog::POISON_ACCESSED {
+        format!(
+            "poison record {ids} returned to {who} at row {} of the statement",
+            w.rows
+        )
+    } else {
+        format!("{who} sent a statement that mentions poison record {ids}")
+    };
+    let mut ev = Event::new(kind, message)
+        .session(Arc::clone(session))
+        .field("poison_id", w.hits.first().copied().unwrap_or(0))
+        .field("poison_ids", ids.clone())
+        .field("source", source);
+    if kind == catalog::POISON_ACCESSED {
+        ev = ev.field("rows_seen", w.rows);
+    }
+    if let Some(fp) = fingerprint {
+        ev = ev.fingerprint(fp);
+    }
+    let reactions = &w.config.reactions;
+    if !reactions.is_empty() {
+        let names: Vec<&str> = reactions.iter().map(|r| r.as_str()).collect();
+        ev = ev.field("reactions", names.join(","));
+    }
+    let for_script = reactions.contains(&Reaction::Script).then(|| ev.clone());
+    shared.reporter.emit(ev);
+    for reaction in reactions {
+        match reaction {
+            Reaction::Block => shared.reporter.emit(
+                Event::new(
+                    catalog::POISON_BLOCKED,
+                    format!("{who} closed: poison record {ids} withheld from the client"),
+                )
+                .session(Arc::clone(session))
+                .field("poison_ids", ids.clone())
+                .field("source", source),
+            ),
+            Reaction::Script => {
+                if let (Some(script), Some(event)) = (&w.config.script, &for_script) {
+                    spawn_script(
+                        shared.reporter.clone(),
+                        Arc::clone(session),
+                        script.clone(),
+                        w.config.script_timeout,
+                        event,
+                    );
+                }
+            }
+            Reaction::Shutdown => {
+                shared.reporter.emit(
+                    Event::new(
+                        catalog::POISON_SHUTDOWN,
+                        format!("poison record {ids} reached {who}: vigil shuts down"),
+                    )
+                    .session(Arc::clone(session))
+                    .field("poison_ids", ids.clone()),
+                );
+                shared.request_stop();
+            }
+        }
+    }
+    w.config.blocks()
+}
+
+/// Runs the reaction script with `event` as one JSON line on its standard
+/// input, in the background: the session does not wait for it. A failure,
+/// an exit status other than 0 or a timeout (the script is then killed) is
+/// reported as `poison.script_failed`.
+fn spawn_script(
+    reporter: Reporter,
+    session: Arc<Session>,
+    script: PathBuf,
+    limit: Duration,
+    event: &Event,
+) {
+    let mut json = Vec::with_capacity(1024);
+    Format::Json.write(event, &mut json);
+    json.push(b'\n');
+    tokio::spawn(async move {
+        let run = async {
+            let mut child = tokio::process::Command::new(&script)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()?;
+            if let Some(mut stdin) = child.stdin.take() {
+                // A script that does not read its input may close it first.
+                match stdin.write_all(&json).await {
+                    Err(e) if e.kind() != io::ErrorKind::BrokenPipe => return Err(e),
+                    _ => {}
+                }
+            }
+            child.wait().await
+        };
+        let why = match timeout(limit, run).await {
+            Ok(Ok(status)) if status.success() => return,
+            Ok(Ok(status)) => format!("it exited with {status}"),
+            Ok(Err(e)) => format!("it could not be run: {e}"),
+            Err(_) => format!("it ran longer than {} s and was killed", limit.as_secs()),
+        };
+        reporter.emit(
+            Event::new(
+                catalog::POISON_SCRIPT_FAILED,
+                format!("poison reaction script {}: {why}", script.display()),
+            )
+            .session(session)
+            .field("script", script.display().to_string())
+            .field("reason", why),
+        );
+    });
 }

@@ -11,12 +11,29 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::BytesMut;
+use vigil_detect::anomaly::StatementSeen;
+use vigil_detect::firewall::{self, TableRef, Verdict, Who};
+use vigil_detect::sqli::{self, Finding};
 use vigil_event::{Event, Outcome, Session, catalog};
-use vigil_pg::{BackendMessage, Diagnostic, FrontendMessage, Target};
+use vigil_pg::{BackendMessage, Diagnostic, FrontendMessage, Severity, Target};
 use vigil_sql::{Redacted, Redactor, StatementClass};
 
 use crate::config::Coverage;
+use crate::detect::Detection;
 use crate::report::Reporter;
+
+/// What the session does with a client message after the tracker saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Relay {
+    /// Pass it on.
+    Forward,
+    /// Drop it: the rest of a denied extended-query batch.
+    Drop,
+    /// Send a Sync instead: a denied simple query, answered by vigil's
+    /// error and the server's ReadyForQuery.
+    Sync,
+}
 
 /// A statement as it is logged: redacted text, fingerprint, class.
 #[derive(Debug)]
@@ -81,6 +98,9 @@ enum Pending {
     },
     Close,
     Sync,
+    /// A statement vigil refused: its ErrorResponse goes to the client in
+    /// this place of the answers.
+    Denied(BytesMut),
     FunctionCall {
         oid: u32,
         started: Instant,
@@ -102,10 +122,24 @@ pub(crate) struct Tracker {
     pub(crate) count: u64,
     /// Rows returned since the current statement started.
     rows: u64,
+    detection: Detection,
+    application_role: bool,
+    standard_conforming_strings: bool,
+    findings: Vec<Finding>,
+    tables: Vec<TableRef>,
+    /// Dropping client messages up to the next Sync (a denied Parse).
+    skipping: bool,
 }
 
 impl Tracker {
-    pub(crate) fn new(session: Arc<Session>, reporter: Reporter, coverage: Coverage) -> Self {
+    pub(crate) fn new(
+        session: Arc<Session>,
+        reporter: Reporter,
+        coverage: Coverage,
+        detection: Detection,
+    ) -> Self {
+        let application_role =
+            detection.is_application_role(session.db_user.as_deref().unwrap_or(""));
         Tracker {
             session,
             reporter,
@@ -117,6 +151,117 @@ impl Tracker {
             pending: VecDeque::new(),
             count: 0,
             rows: 0,
+            detection,
+            application_role,
+            standard_conforming_strings: true,
+            findings: Vec::new(),
+            tables: Vec::new(),
+            skipping: false,
+        }
+    }
+
+    /// Runs the detectors and the firewall on a query string just
+    /// redacted into `self.scratch`; returns whether it is denied.
+    fn inspect(&mut self, sql: &str, simple_query: bool, protocol: Protocol) -> bool {
+        if self.detection.sql_injection {
+            self.findings.clear();
+            let cx = sqli::Context {
+                simple_query,
+                application_role: self.application_role,
+                standard_conforming_strings: self.standard_conforming_strings,
+            };
+            sqli::inspect(sql, &cx, &mut self.findings);
+            let mut reported: Vec<sqli::Rule> = Vec::new();
+            for f in std::mem::take(&mut self.findings) {
+                if reported.contains(&f.rule) {
+                    continue;
+                }
+                reported.push(f.rule);
+                let what = match f.kind {
+                    sqli::Kind::Injection => "possible SQL injection",
+                    sqli::Kind::Capability => "dangerous capability",
+                    sqli::Kind::CatalogRead => "catalog read by an application role",
+                };
+                self.reporter.emit(
+                    Event::new(
+                        f.kind.event(),
+                        format!("{what} ({}): {}", f.rule.as_str(), self.scratch.text),
+                    )
+                    .session(Arc::clone(&self.session))
+                    .fingerprint(self.scratch.fingerprint)
+                    .field("rule", f.rule.as_str())
+                    .field("protocol", protocol.as_str()),
+                );
+            }
+        }
+        let Some(fw) = self.detection.firewall.clone() else {
+            return false;
+        };
+        let who = Who {
+            user: self.session.db_user.as_deref().unwrap_or(""),
+            application: self.session.application.as_deref().unwrap_or(""),
+            database: self.session.database.as_deref().unwrap_or(""),
+        };
+        let mut denied = false;
+        for info in &self.scratch.statements {
+            self.tables.clear();
+            if fw.needs_tables() {
+                firewall::tables_into(&info.text, &mut self.tables);
+            }
+            let stmt = firewall::Statement::new(info, &self.tables);
+            let decision = fw.check(&who, &stmt);
+            if decision.learn && matches!(fw.learn(&who, &stmt), Ok(true)) {
+                self.reporter
+                    .emit(firewall::learned_event(&who, &stmt, Some(&self.session)));
+            }
+            match decision.verdict {
+                Verdict::Allow => {}
+                Verdict::Report => self.reporter.emit(firewall::decision_event(
+                    &decision,
+                    &who,
+                    &stmt,
+                    Some(&self.session),
+                )),
+                Verdict::Deny => {
+                    denied = true;
+                    self.reporter.emit(firewall::decision_event(
+                        &decision,
+                        &who,
+                        &stmt,
+                        Some(&self.session),
+                    ));
+                }
+            }
+        }
+        denied
+    }
+
+    /// The ErrorResponse a denied statement gets.
+    fn denial() -> BytesMut {
+        let mut out = BytesMut::new();
+        let _ = Diagnostic::write_error(
+            &mut out,
+            Severity::Error,
+            firewall::DENIED_SQLSTATE,
+            firewall::DENIED_MESSAGE,
+        );
+        out
+    }
+
+    /// Dropping the client's messages up to its next Sync.
+    pub(crate) fn skipping(&self) -> bool {
+        self.skipping
+    }
+
+    /// The ErrorResponse to send the client now, in its place among the
+    /// server's answers.
+    pub(crate) fn injection(&mut self) -> Option<BytesMut> {
+        if !matches!(self.pending.front(), Some(Pending::Denied(_))) {
+            return None;
+        }
+        match self.pending.pop_front() {
+            Some(Pending::Denied(bytes)) => Some(bytes),
+            _ => None,
         }
     }
 
@@ -138,12 +283,25 @@ impl Tracker {
     }
 
     /// A message from the client, before it is relayed.
-    pub(crate) fn frontend(&mut self, msg: &FrontendMessage<'_>) {
+    pub(crate) fn frontend(&mut self, msg: &FrontendMessage<'_>) -> Relay {
         let now = Instant::now();
+        if self.skipping {
+            if matches!(msg, FrontendMessage::Sync) {
+                self.skipping = false;
+                self.pending.push_back(Pending::Sync);
+                return Relay::Forward;
+            }
+            return Relay::Drop;
+        }
         match msg {
             FrontendMessage::Query(q) => {
                 let statements = self.redact(q.sql).into();
                 self.rows = 0;
+                if self.inspect(q.sql, true, Protocol::Simple) {
+                    self.pending.push_back(Pending::Denied(Self::denial()));
+                    self.pending.push_back(Pending::Sync);
+                    return Relay::Sync;
+                }
                 self.pending.push_back(Pending::Query {
                     statements,
                     started: now,
@@ -152,6 +310,11 @@ impl Tracker {
             }
             FrontendMessage::Parse(p) => {
                 let mut list = self.redact(p.sql);
+                if self.inspect(p.sql, false, Protocol::Extended) {
+                    self.pending.push_back(Pending::Denied(Self::denial()));
+                    self.skipping = true;
+                    return Relay::Drop;
+                }
                 let stmt = match list.len() {
                     1 => list.pop().unwrap_or_else(|| Stmt::unknown("")),
                     // Parse takes one statement; anything else is an error
@@ -208,6 +371,7 @@ impl Tracker {
             }),
             _ => {}
         }
+        Relay::Forward
     }
 
     /// A DataRow passed to the client.
@@ -271,8 +435,9 @@ impl Tracker {
                 }
             }
             BackendMessage::ParameterStatus(p) if p.name == "standard_conforming_strings" => {
-                self.redactor
-                    .set_standard_conforming_strings(p.value.eq_ignore_ascii_case("on"));
+                let on = p.value.eq_ignore_ascii_case("on");
+                self.standard_conforming_strings = on;
+                self.redactor.set_standard_conforming_strings(on);
             }
             _ => {}
         }
@@ -402,6 +567,27 @@ impl Tracker {
         self.count += 1;
         let failed = result.is_err();
         self.reporter.metrics().statement(stmt.class, failed);
+        if let Some(anomalies) = self.detection.anomalies.clone() {
+            let (rows, sqlstate) = match &result {
+                Ok((_, rows)) => (*rows, None),
+                Err(f) => (None, Some(f.sqlstate)),
+            };
+            let seen = StatementSeen {
+                session: Some(&self.session),
+                user: self.session.db_user.as_deref().unwrap_or(""),
+                application: self.session.application.as_deref().unwrap_or(""),
+                fingerprint: stmt.fingerprint,
+                class: stmt.class,
+                text: &stmt.text,
+                rows,
+                sqlstate,
+                copy: None,
+                tables: &[],
+            };
+            for event in anomalies.on_statement(&seen, Instant::now()) {
+                self.reporter.emit(event);
+            }
+        }
         if !failed && !self.coverage.covers(stmt.class) {
             return;
         }

@@ -22,7 +22,7 @@ const TICK: Duration = Duration::from_millis(20);
 /// While events keep coming, the worker looks at the queue this often
 /// instead of blocking on it: a blocked worker must be woken by every
 /// emitter (a futex call on the emitting thread), a polling one never.
-const POLL: Duration = Duration::from_millis(1);
+const POLL: Duration = Duration::from_micros(200);
 
 /// How long after its last event the worker keeps polling before it blocks.
 const BUSY_FOR: Duration = Duration::from_millis(100);

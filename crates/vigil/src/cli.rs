@@ -67,6 +67,9 @@ enum Command {
     /// Generate, list, rotate keys and print the public checkpoint key.
     #[command(subcommand)]
     Keys(crate::keys_cmd::KeysCommand),
+    /// Make poison records (honeytokens) and list the registry.
+    #[command(subcommand)]
+    Poison(crate::poison_cmd::PoisonCommand),
     /// Print an inclusion proof of one sealed entry against a checkpoint.
     Prove(crate::audit_cmd::ProveArgs),
     /// Check a proof from `vigil prove` with the public key alone, without the log.
@@ -121,6 +124,7 @@ pub fn main() -> ExitCode {
         Command::Convert { to } => convert(&to),
         Command::Serve(args) => crate::serve::run(args),
         Command::Keys(cmd) => crate::keys_cmd::run(cmd),
+        Command::Poison(cmd) => crate::poison_cmd::run(cmd),
         Command::Audit(cmd) => crate::audit_cmd::run(cmd),
         Command::Verify(args) => crate::audit_cmd::verify(args),
         Command::Prove(args) => crate::audit_cmd::prove(args),

@@ -10,5 +10,6 @@ pub mod cli;
 pub mod config;
 mod demo;
 mod keys_cmd;
+mod poison_cmd;
 mod serve;
 mod tour;

@@ -1,5 +1,5 @@
 //! `vigil serve`: the proxy as a service, with its event pipeline, sealed
-//! audit log, admin listener, schema check and signals.
+//! audit log, admin listener, schema check, poison records and signals.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
+use vigil_detect::poison::Scanner;
 use vigil_event::{Emitter, Event, Format, Overflow, catalog};
 use vigil_keys::{AUDIT_HMAC, CHECKPOINT_SIGNING};
 use vigil_proxy::schema::{self, SchemaConnect};
@@ -72,8 +73,85 @@ fn audit_config(cfg: &Config) -> AuditConfig {
     }
 }
 
+/// `[detect]`: loads the firewall's rules and starts (or keeps) the anomaly
+/// detectors. The detectors' state survives a reload whose anomaly
+/// settings did not change.
+fn attach_detection(
+    cfg: &mut Config,
+    previous: Option<&vigil_proxy::Detection>,
+) -> Result<(), DetectionError> {
+    let d = &cfg.detect;
+    let mut detection = vigil_proxy::Detection::new();
+    detection.sql_injection = d.sql_injection;
+    detection.application_roles = d.application_roles.clone();
+    if let Some(path) = &d.firewall {
+        let fw = vigil_detect::firewall::Firewall::load(path).map_err(DetectionError::Rules)?;
+        detection.firewall = Some(Arc::new(fw));
+    }
+    if let Some(settings) = &d.anomaly {
+        let kept = previous
+            .and_then(|p| p.anomalies.as_ref())
+            .filter(|a| a.config() == settings)
+            .cloned();
+        detection.anomalies = Some(match kept {
+            Some(a) => a,
+            None => Arc::new(
+                vigil_detect::anomaly::Anomalies::new(settings.clone(), std::time::Instant::now())
+                    .map_err(|e| DetectionError::Anomaly(e.to_string()))?,
+            ),
+        });
+    }
+    cfg.proxy.detection = detection;
+    Ok(())
+}
+
+/// Why the detectors could not be set up.
+#[derive(Debug)]
+enum DetectionError {
+    Rules(vigil_detect::firewall::RulesError),
+    Anomaly(String),
+}
+
+impl DetectionError {
+    /// The catalog event that reports it.
+    fn event(&self) -> Event {
+        match self {
+            DetectionError::Rules(e) => e.event(),
+            DetectionError::Anomaly(why) => {
+                Event::new(catalog::CONFIG_INVALID, format!("detect.anomaly: {why}"))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for DetectionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DetectionError::Rules(e) => write!(f, "{e}"),
+            DetectionError::Anomaly(why) => write!(f, "detect.anomaly: {why}"),
+        }
+    }
+}
+
+/// `[poison]`: reads the registry, checks every entry with the poison key
+/// version that made it, and hands the values and reactions to the proxy.
+fn attach_poison(cfg: &mut Config, store: &vigil_keys::KeyStore) -> anyhow::Result<()> {
+    let Some(p) = &cfg.poison else {
+        cfg.proxy.poison = None;
+        return Ok(());
+    };
+    let set = crate::poison_cmd::load_verified(&p.registry, store)
+        .context("cannot use the poison registry")?;
+    let mut poison = vigil_proxy::config::PoisonConfig::new(Arc::new(Scanner::new(&set)));
+    poison.reactions = p.reactions.clone();
+    poison.script = p.script.clone();
+    poison.script_timeout = p.script_timeout;
+    cfg.proxy.poison = Some(poison);
+    Ok(())
+}
+
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let cfg = match load(&args) {
+    let mut cfg = match load(&args) {
         Ok(cfg) => cfg,
         Err(e) => {
             // No pipeline yet: the event goes to standard error as text.
@@ -92,6 +170,14 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
+    if let Err(e) = attach_detection(&mut cfg, None) {
+        // No pipeline yet: the event goes to standard error as text.
+        let mut text = Vec::new();
+        Format::Text.write(&e.event(), &mut text);
+        eprintln!("{}", String::from_utf8_lossy(&text));
+        eprintln!("vigil: {e}");
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
     let audit = audit_config(&cfg);
     if cfg.audit.is_none() {
         create_private_dir(&cfg.service.data_dir)?;
@@ -106,6 +192,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .ensure(name)
                 .with_context(|| format!("cannot create the {name} key"))?;
         }
+        attach_poison(&mut cfg, &store)?;
         let seal = crate::audit_cmd::seal_config(&audit, &cfg.service.origin);
         crate::audit_cmd::open_audit(&audit.key_dir, seal, &key_events)
     })();
@@ -143,6 +230,9 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .field("pid", i64::from(std::process::id()))
         .field("audit_dir", audit.dir.display().to_string()),
     );
+    if let Some(fw) = &cfg.proxy.detection.firewall {
+        emitter.emit(fw.loaded_event());
+    }
     emitter.emit(
         Event::new(
             catalog::CONFIG_VALID,
@@ -270,11 +360,13 @@ async fn serve(
     };
     let kind = loop {
         tokio::select! {
-            _ = term.recv() => break catalog::SIGNAL_SIGTERM,
-            _ = int.recv() => break catalog::SIGNAL_SIGINT,
+            _ = term.recv() => break Some(catalog::SIGNAL_SIGTERM),
+            _ = int.recv() => break Some(catalog::SIGNAL_SIGINT),
+            // The poison shutdown reaction: its event is already out.
+            _ = proxy.stop_requested() => break None,
             _ = hup.recv() => {
                 reporter.emit(Event::new(catalog::SIGNAL_SIGHUP, "SIGHUP received: reloading the configuration"));
-                if let Some(next) = reload(args, &current, &proxy, &reporter) {
+                if let Some(next) = reload(args, &current, &proxy, &reporter, store) {
                     current = next;
                     spawn_schema_check(&current, &reporter);
                 }
@@ -285,13 +377,19 @@ async fn serve(
             }
         }
     };
-    let name = if kind == catalog::SIGNAL_SIGTERM {
-        "SIGTERM"
-    } else {
-        "SIGINT"
+    // After a poison shutdown, sessions are closed at once.
+    let timeout = match kind {
+        Some(kind) => {
+            let name = if kind == catalog::SIGNAL_SIGTERM {
+                "SIGTERM"
+            } else {
+                "SIGINT"
+            };
+            reporter.emit(Event::new(kind, format!("{name} received: shutting down")));
+            current.proxy.shutdown_timeout
+        }
+        None => Duration::ZERO,
     };
-    reporter.emit(Event::new(kind, format!("{name} received: shutting down")));
-    let timeout = current.proxy.shutdown_timeout;
     let open = proxy.active_sessions();
     reporter.emit(
         Event::new(
@@ -326,6 +424,7 @@ fn reload(
     current: &Config,
     proxy: &Proxy,
     reporter: &Reporter,
+    store: &vigil_keys::KeyStore,
 ) -> Option<Config> {
     let Some(path) = &args.config else {
         reporter.emit(Event::new(
@@ -345,10 +444,17 @@ fn reload(
         );
         None
     };
-    let next = match load(args) {
+    let mut next = match load(args) {
         Ok(next) => next,
         Err(e) => return failed(e.to_string()),
     };
+    if let Err(e) = attach_poison(&mut next, store) {
+        return failed(format!("{e:#}"));
+    }
+    if let Err(e) = attach_detection(&mut next, Some(&current.proxy.detection)) {
+        reporter.emit(e.event());
+        return failed(e.to_string());
+    }
     let mut unchanged = Vec::new();
     if next.proxy.listen != current.proxy.listen {
         unchanged.push("proxy.listen");
@@ -358,6 +464,9 @@ fn reload(
     }
     if let Err(e) = proxy.reload(next.proxy.clone()) {
         return failed(e.to_string());
+    }
+    if let Some(fw) = &next.proxy.detection.firewall {
+        reporter.emit(fw.loaded_event());
     }
     let mut ev = Event::new(
         catalog::CONFIG_RELOADED,

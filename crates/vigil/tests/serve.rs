@@ -346,3 +346,91 @@ fn serve_without_a_master_key_says_what_to_do() {
     assert!(err.contains("keys.master_missing"), "{err}");
     assert!(err.contains("VIGIL_MASTER_KEY"), "{err}");
 }
+
+fn serve_with_firewall(
+    dir: &Path,
+    pg: &PgServer,
+    rules: &str,
+) -> (Child, u16, std::path::PathBuf, std::path::PathBuf) {
+    let port = vigil_testkit::free_port();
+    let rules_path = dir.join("firewall.toml");
+    std::fs::write(&rules_path, rules).unwrap();
+    let config = dir.join("vigil.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[service]\norigin = \"fw\"\ndata_dir = \"{}\"\n\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n\
+             upstream = \"{}\"\n\n[detect]\nfirewall = \"firewall.toml\"\n",
+            dir.join("data").display(),
+            pg.addr()
+        ),
+    )
+    .unwrap();
+    let stdout = dir.join("stdout.txt");
+    let child = vigil()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(dir.join("stderr.txt")).unwrap())
+        .spawn()
+        .unwrap();
+    (child, port, stdout, rules_path)
+}
+
+const DENY_VAULT: &str = "mode = \"enforce\"\n\n[[rules]]\nname = \"no-vault\"\naction = \"deny\"\n\
+                          tables = [\"vault\"]\n\n[[rules]]\naction = \"allow\"\npattern = \"*\"\n";
+
+#[test]
+fn a_bad_firewall_file_stops_the_start_with_file_and_line() {
+    let pg = PgServer::start().unwrap();
+    let dir = vigil_testkit::tempdir();
+    let (mut child, _, _, _) = serve_with_firewall(
+        dir.path(),
+        &pg,
+        "mode = \"enforce\"\n\n[[rules]]\naction = \"maybe\"\n",
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(2));
+    let err = read(&dir.path().join("stderr.txt"));
+    assert!(err.contains("firewall.rules_invalid"), "{err}");
+    assert!(err.contains("firewall.toml:4:"), "{err}");
+}
+
+#[test]
+fn a_bad_firewall_file_on_reload_keeps_the_old_rules() {
+    let pg = PgServer::start().unwrap();
+    pg.psql("CREATE TABLE vault (secret text)").unwrap();
+    let dir = vigil_testkit::tempdir();
+    let (mut child, port, stdout, rules) = serve_with_firewall(dir.path(), &pg, DENY_VAULT);
+    wait_until("the listener", Duration::from_secs(30), || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let query = |sql: &str| {
+        pg.psql_command()
+            .env("PGPORT", port.to_string())
+            .env("PGPASSWORD", SUPERUSER_PASSWORD)
+            .args(["-c", sql])
+            .output()
+            .unwrap()
+    };
+    let denied = query("SELECT secret FROM vault");
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("denied by the vigil query firewall"));
+    std::fs::write(
+        &rules,
+        "mode = \"enforce\"\n[[rules]]\naction = \"allow\"\nusers = 7\n",
+    )
+    .unwrap();
+    signal(&child, "HUP");
+    wait_until("firewall.rules_invalid", Duration::from_secs(10), || {
+        read(&stdout).contains("firewall.rules_invalid")
+    });
+    assert!(read(&stdout).contains("config.reload_failed"));
+    assert!(
+        !query("SELECT secret FROM vault").status.success(),
+        "old rules still deny"
+    );
+    assert!(query("SELECT 1").status.success());
+    signal(&child, "TERM");
+    assert!(child.wait().unwrap().success());
+}

@@ -27,11 +27,15 @@
 //! assert_eq!(err.key(), Some("sinks[0].type"));
 //! ```
 
+mod detect;
 mod error;
 mod locate;
+mod poison;
 mod proxy;
 mod raw;
 
+pub use detect::DetectConfig;
+pub use poison::PoisonConfig;
 pub use proxy::{DEFAULT_LISTEN, DEFAULT_UPSTREAM, SchemaConfig};
 pub use vigil_proxy::ProxyConfig;
 
@@ -143,6 +147,11 @@ pub struct Config {
     pub admin: Option<std::net::SocketAddr>,
     /// `[schema]`: monitored columns.
     pub schema: Option<SchemaConfig>,
+    /// `[poison]`: poison records and the reactions to them.
+    pub poison: Option<PoisonConfig>,
+    /// `[detect]`: injection and capability detectors, the firewall,
+    /// anomaly detectors.
+    pub detect: DetectConfig,
 }
 
 /// `[audit]`: the sealed audit log.
@@ -268,6 +277,8 @@ impl Default for Config {
             proxy: default_proxy(),
             admin: None,
             schema: None,
+            poison: None,
+            detect: DetectConfig::default(),
         }
     }
 }
@@ -376,6 +387,14 @@ fn validate(raw: RawConfig, cx: &Context<'_>) -> Result<Config, Invalid> {
         Some(raw) => Some(proxy::schema(raw, &root.key("schema"))?),
         None => None,
     };
+    let detect = match raw.detect {
+        Some(raw) => detect::detect(raw, &root.key("detect"), cx.dir)?,
+        None => DetectConfig::default(),
+    };
+    let poison = match raw.poison {
+        Some(raw) => Some(poison::poison(raw, &root.key("poison"), cx.dir)?),
+        None => None,
+    };
     Ok(Config {
         service,
         pipeline,
@@ -384,6 +403,8 @@ fn validate(raw: RawConfig, cx: &Context<'_>) -> Result<Config, Invalid> {
         proxy,
         admin,
         schema,
+        poison,
+        detect,
     })
 }
 

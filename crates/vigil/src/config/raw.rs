@@ -20,6 +20,8 @@ pub(super) struct RawConfig {
     pub(super) proxy: super::proxy::RawProxy,
     pub(super) admin: Option<super::proxy::RawAdmin>,
     pub(super) schema: Option<super::proxy::RawSchema>,
+    pub(super) poison: Option<super::poison::RawPoison>,
+    pub(super) detect: Option<super::detect::RawDetect>,
 }
 
 #[derive(Debug, Default, Deserialize)]
