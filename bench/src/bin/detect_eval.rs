@@ -262,6 +262,7 @@ fn main() {
     let mut per_template = [[0usize; 3]; 5]; // detected, altering, detected∧altering
     let mut rule_payloads = [0usize; 64];
     let mut missed = Vec::new();
+    let mut unaltered_hits = Vec::new();
     let mut detected_not_altering = 0usize;
     for path in &files {
         let text = std::fs::read(path).expect("read payload file");
@@ -282,6 +283,9 @@ fn main() {
             row[3] += usize::from(det && alt);
             row[4] += usize::from(r.any.iter().any(|&a| a));
             detected_not_altering += usize::from(det && !alt);
+            if det && !alt {
+                unaltered_hits.push((name.to_owned(), p.clone()));
+            }
             for (k, t) in per_template.iter_mut().enumerate() {
                 t[0] += usize::from(r.injection[k]);
                 t[1] += usize::from(r.alters[k]);
@@ -322,7 +326,7 @@ fn main() {
     let _ = writeln!(
         report,
         "\nNo-op lines (a plain value in every template, or a lexer error): {}. \
-         Detected lines among them (findings before a lexer error): {}.\n",
+         Detected lines among them: {}.\n",
         total[0] - total[1],
         detected_not_altering
     );
@@ -449,6 +453,10 @@ fn main() {
     if args.show_missed {
         let _ = writeln!(report, "\n## Missed payloads that alter structure\n");
         for (file, p) in &missed {
+            let _ = writeln!(report, "- {file}: {p:?}");
+        }
+        let _ = writeln!(report, "\n## Detected payloads that alter no structure\n");
+        for (file, p) in &unaltered_hits {
             let _ = writeln!(report, "- {file}: {p:?}");
         }
     }

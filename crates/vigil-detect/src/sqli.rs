@@ -89,8 +89,9 @@
 //! - **Role.** Injection rules and capabilities do not depend on the role,
 //!   except as said above; `catalog_read` and `role_change` only concern
 //!   application roles. Drivers that introspect composite types (Npgsql,
-//!   asyncpg) read `pg_class` and `pg_attribute` and raise `catalog_read`
-//!   once per pool.
+//!   asyncpg) and ORMs that read the schema at start-up (Rails reads
+//!   `pg_attribute`) raise `catalog_read` once per pool or process: it is
+//!   an event to baseline per application, not an injection.
 
 use std::cell::RefCell;
 
@@ -188,10 +189,10 @@ macro_rules! rules {
 rules! {
     /// An always-true operand after `OR`.
     Tautology = "tautology" Injection,
-    /// A comparison of constants, or a bare constant, appended as a
-    /// condition.
+    /// A comparison of constants appended as a condition.
     ConstantCondition = "constant_condition" Injection,
-    /// Two comparisons in one operand: a quote closed early.
+    /// A second comparison after a string in one operand: a quote closed
+    /// early.
     ChainedComparison = "chained_comparison" Injection,
     /// `UNION SELECT` padded with constants or NULLs.
     UnionPadding = "union_padding" Injection,
@@ -199,9 +200,10 @@ rules! {
     UnionColumnMismatch = "union_column_mismatch" Injection,
     /// Syntax of another database, which PostgreSQL rejects.
     ForeignSyntax = "foreign_syntax" Injection,
-    /// Several statements of different verbs in one simple Query.
+    /// Several statements in one simple Query from an application role,
+    /// not a batch.
     StackedQueries = "stacked_queries" Injection,
-    /// A comment right after a literal, swallowing the rest of the
+    /// A comment right after a literal or `)`, swallowing the rest of the
     /// statement or gluing tokens.
     CommentAfterLiteral = "comment_after_literal" Injection,
     /// A function or command that makes the server wait.
@@ -1565,8 +1567,9 @@ impl Scan<'_, '_, '_> {
                     Op::Ge => self.note_cmp(i, Cmp::Ge, true),
                     Op::Cast => self.colon_cast(i),
                     Op::Hash => {
-                        // MySQL's `#` comment after a string (in PostgreSQL
-                        // an XOR, which no string takes).
+                        // `#` is PostgreSQL's XOR of integers and bit
+                        // strings; right after a string constant or glued
+                        // to a number, it is MySQL's comment.
                         let glued_num = i > 0
                             && self.class(i - 1) == Some(Class::Num)
                             && self.t[i - 1].end == tok.start;

@@ -598,6 +598,34 @@ fn inspector_reuse_matches_inspect() {
 }
 
 #[test]
+fn tools_and_drivers_raise_no_injection() {
+    let sqls = [
+        // psql's \d
+        "SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relname OPERATOR(pg_catalog.~) '^(users)$' COLLATE pg_catalog.default AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY 2, 3;",
+        // Rails' column query
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), pg_get_expr(d.adbin, d.adrelid), a.attnotnull, a.atttypid, a.atttypmod, c.collname, col_description(a.attrelid, a.attnum) AS comment FROM pg_attribute a LEFT JOIN pg_attrdef d ON a.attrelid = d.adrelid AND a.attnum = d.adnum LEFT JOIN pg_type t ON a.atttypid = t.oid LEFT JOIN pg_collation c ON a.attcollation = c.oid AND a.attcollation <> t.typcollation WHERE a.attrelid = '\"users\"'::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        // pgjdbc
+        "SELECT typinput='pg_catalog.array_in'::regproc as is_array, typtype, typname, pg_type.oid FROM pg_catalog.pg_type LEFT JOIN (select ns.oid as nspoid, ns.nspname, r.r from pg_namespace as ns join ( select s.r, (current_schemas(false))[s.r] as nspname from generate_series(1, array_upper(current_schemas(false), 1)) as s(r) ) as r using ( nspname ) ) as sp ON sp.nspoid = typnamespace WHERE pg_type.oid = 1043 ORDER BY sp.r, pg_type.oid DESC",
+        // Django
+        "SELECT \"django_migrations\".\"id\", \"django_migrations\".\"app\" FROM \"django_migrations\"",
+        "SET TIME ZONE 'UTC'; SELECT 1",
+        // pg_dump
+        "SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0; SET client_encoding = 'UTF8'; SET standard_conforming_strings = on; SELECT pg_catalog.set_config('search_path', '', false);",
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+        // A function body
+        "CREATE FUNCTION add(a int, b int) RETURNS int LANGUAGE sql IMMUTABLE BEGIN ATOMIC; SELECT a + b; END",
+    ];
+    for sql in sqls {
+        let got: Vec<Rule> = findings(sql, &APP)
+            .iter()
+            .filter(|f| f.kind == Kind::Injection)
+            .map(|f| f.rule)
+            .collect();
+        assert!(got.is_empty(), "{sql:?} raised {got:?}");
+    }
+}
+
+#[test]
 fn pathological_inputs_stay_linear() {
     let n = 5_000;
     let cases = [

@@ -172,7 +172,8 @@ impl Tracker {
             };
             sqli::inspect(sql, &cx, &mut self.findings);
             let mut reported: Vec<sqli::Rule> = Vec::new();
-            for f in std::mem::take(&mut self.findings) {
+            for i in 0..self.findings.len() {
+                let f = self.findings[i];
                 if reported.contains(&f.rule) {
                     continue;
                 }
