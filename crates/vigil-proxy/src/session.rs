@@ -623,6 +623,8 @@ struct State {
     keep_channel_binding: bool,
     /// The anomaly detectors, for failed logins.
     anomalies: Option<Arc<vigil_detect::anomaly::Anomalies>>,
+    /// The server sent its first ReadyForQuery.
+    ready: bool,
     /// Poison records to look for, when configured.
     poison: Option<PoisonWatch>,
 }
@@ -652,6 +654,7 @@ async fn relay(
         cancel_key: None,
         keep_channel_binding,
         anomalies: rt.config.detection.anomalies.clone(),
+        ready: false,
         poison: rt.config.poison.clone().map(PoisonWatch::new),
     });
     let (mut cr, mut cw) = tokio::io::split(client);
@@ -1106,6 +1109,16 @@ fn scan_backend(
                 ));
             }
         } else {
+            match &msg {
+                BackendMessage::ReadyForQuery(_) => st.ready = true,
+                // Authenticated, but the server refuses the session before
+                // it is ready: an unknown database, too many connections,
+                // a role that may not log in.
+                BackendMessage::ErrorResponse(d) if !st.ready => {
+                    startup_refused(shared, session, d, st);
+                }
+                _ => {}
+            }
             st.tracker.backend(&msg);
             if let Some(w) = st.poison.as_mut() {
                 w.backend(&msg);
@@ -1121,6 +1134,29 @@ fn scan_backend(
         }
         pos += header.frame_len;
     }
+}
+
+/// A FATAL error after AuthenticationOk and before the first
+/// ReadyForQuery: the login failed although the credentials were right.
+fn startup_refused(shared: &Shared, session: &Arc<Session>, d: &Diagnostic<'_>, st: &State) {
+    let reporter = &shared.reporter;
+    reporter.metrics().auth_failed();
+    reporter.emit(
+        Event::new(
+            catalog::AUTH_FAILED,
+            format!(
+                "PostgreSQL refused the session of {} on database {} after authentication: {}",
+                session.db_user.as_deref().unwrap_or("?"),
+                session.database.as_deref().unwrap_or("?"),
+                vigil_sql::redact_message(d.message().unwrap_or(""))
+            ),
+        )
+        .session(Arc::clone(session))
+        .outcome(Outcome::Failure)
+        .field("method", st.auth_method)
+        .field("stage", "startup")
+        .field("sqlstate", d.sqlstate().unwrap_or("").to_owned()),
+    );
 }
 
 /// Follows authentication; returns a replacement for a SASL offer that

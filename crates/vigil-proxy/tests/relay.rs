@@ -282,3 +282,26 @@ fn shutdown_waits_for_sessions_then_closes_them() {
     let done = h.wait_kind(catalog::CLIENT_DISCONNECTED);
     assert_eq!(field(&done, "reason"), Some("vigil is shutting down"));
 }
+
+#[test]
+fn a_session_refused_after_authentication_is_a_failed_login() {
+    let pg = pg();
+    let mut h = Harness::plain(&pg);
+    let out = h
+        .psql(&pg)
+        .env("PGDATABASE", "no_such_database")
+        .args(["-c", "SELECT 1"])
+        .output()
+        .expect("psql runs");
+    assert!(!out.status.success());
+    let failed = h.wait_kind(catalog::AUTH_FAILED);
+    assert_eq!(field(&failed, "sqlstate"), Some("3D000"));
+    assert_eq!(field(&failed, "stage"), Some("startup"));
+    // Authenticated first: both events are there, in order.
+    let events = h.drain().to_vec();
+    let ok = events
+        .iter()
+        .position(|e| e.kind == catalog::AUTH_SUCCEEDED);
+    let refused = events.iter().position(|e| e.kind == catalog::AUTH_FAILED);
+    assert!(ok < refused, "{}", h.dump());
+}
