@@ -116,6 +116,17 @@ impl Shared {
         self.stop.notify_one();
     }
 
+    /// Returns once no connection is open.
+    async fn all_closed(&self) {
+        loop {
+            let idle = self.idle.notified();
+            if self.active.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+
     /// Whether the connections open now, this one included, are within
     /// `max_connections`.
     pub(crate) fn admit(&self) -> bool {
@@ -335,32 +346,14 @@ impl Proxy {
         for task in &self.accepting {
             task.abort();
         }
-        let drained = tokio::time::timeout(timeout, async {
-            loop {
-                let idle = self.shared.idle.notified();
-                if self.shared.active.load(Ordering::Acquire) == 0 {
-                    return;
-                }
-                idle.await;
-            }
-        })
-        .await;
+        let drained = tokio::time::timeout(timeout, self.shared.all_closed()).await;
         if drained.is_ok() {
             return 0;
         }
         let open = self.shared.active.load(Ordering::Acquire);
         let _ = self.closing.send(true);
         // Closing sessions report their end; give them a moment.
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            loop {
-                let idle = self.shared.idle.notified();
-                if self.shared.active.load(Ordering::Acquire) == 0 {
-                    return;
-                }
-                idle.await;
-            }
-        })
-        .await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.shared.all_closed()).await;
         open
     }
 }

@@ -271,12 +271,7 @@ fn demo(config: Option<&Path>, format: Option<&str>) -> anyhow::Result<ExitCode>
         match crate::audit_cmd::open_audit(&audit.key_dir, seal, &key_events) {
             Ok((_store, sealer)) => builder = builder.audit(sealer),
             Err(e) => {
-                let mut line = Vec::new();
-                while let Some(q) = key_rx.try_recv() {
-                    line.clear();
-                    Format::Text.write(&q.event, &mut line);
-                    eprintln!("{}", String::from_utf8_lossy(&line));
-                }
+                show_on_stderr(&key_rx);
                 eprintln!("vigil: {e:#}");
                 return Ok(ExitCode::from(EXIT_USAGE));
             }
@@ -295,6 +290,21 @@ fn demo(config: Option<&Path>, format: Option<&str>) -> anyhow::Result<ExitCode>
         eprintln!("vigil: {} events dropped (queue full)", stats.dropped);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Shows the events queued on `rx` on standard error as text: the ones
+/// reported before a failure, when there is no pipeline to take them.
+pub(crate) fn show_on_stderr(rx: &vigil_event::Receiver) {
+    while let Some(q) = rx.try_recv() {
+        show_event(&q.event);
+    }
+}
+
+/// Shows one event on standard error as text.
+pub(crate) fn show_event(event: &Event) {
+    let mut line = Vec::new();
+    Format::Text.write(event, &mut line);
+    eprintln!("{}", String::from_utf8_lossy(&line));
 }
 
 /// The named format as written to standard output.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 use vigil_detect::poison::Scanner;
-use vigil_event::{Emitter, Event, Format, Overflow, catalog};
+use vigil_event::{Emitter, Event, Overflow, catalog};
 use vigil_keys::{AUDIT_HMAC, CHECKPOINT_SIGNING};
 use vigil_proxy::schema::{self, SchemaConnect};
 use vigil_proxy::{Gauges, Metrics, Proxy, Reporter};
@@ -163,18 +163,14 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             if let Some(key) = e.key() {
                 ev = ev.field("key", key.to_owned());
             }
-            let mut text = Vec::new();
-            Format::Text.write(&ev, &mut text);
-            eprintln!("{}", String::from_utf8_lossy(&text));
+            crate::cli::show_event(&ev);
             eprintln!("vigil: {e}");
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
     if let Err(e) = attach_detection(&mut cfg, None) {
         // No pipeline yet: the event goes to standard error as text.
-        let mut text = Vec::new();
-        Format::Text.write(&e.event(), &mut text);
-        eprintln!("{}", String::from_utf8_lossy(&text));
+        crate::cli::show_event(&e.event());
         eprintln!("vigil: {e}");
         return Ok(ExitCode::from(EXIT_USAGE));
     }
@@ -199,12 +195,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (store, sealer) = match opened {
         Ok(v) => v,
         Err(e) => {
-            let mut line = Vec::new();
-            while let Some(q) = key_rx.try_recv() {
-                line.clear();
-                Format::Text.write(&q.event, &mut line);
-                eprintln!("{}", String::from_utf8_lossy(&line));
-            }
+            crate::cli::show_on_stderr(&key_rx);
             eprintln!("vigil: {e:#}");
             return Ok(ExitCode::from(EXIT_USAGE));
         }
