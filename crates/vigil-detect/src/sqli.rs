@@ -608,6 +608,7 @@ enum Kw {
     Delay,
     Delete,
     Desc,
+    Div,
     Discard,
     Distinct,
     Do,
@@ -616,6 +617,7 @@ enum Kw {
     End,
     Escape,
     Except,
+    Exec,
     Exists,
     Extension,
     False,
@@ -674,6 +676,7 @@ enum Kw {
     Show,
     Similar,
     Some,
+    Sounds,
     Start,
     System,
     Table,
@@ -696,6 +699,7 @@ enum Kw {
     Where,
     Window,
     With,
+    Xor,
     // Families.
     /// Other words that start a PostgreSQL statement: `CALL`, `EXPLAIN`,
     /// `VACUUM`, ...
@@ -738,6 +742,9 @@ enum Kw {
     SysVar,
     /// Untrusted procedural languages.
     Untrusted,
+    /// SQL Server's statements that PostgreSQL has not: `WHILE`, `GOTO`,
+    /// `SHUTDOWN`.
+    TsqlVerb,
 }
 
 /// The words up to 16 bytes long and what they are.
@@ -771,6 +778,7 @@ keywords! {
     "delay" => Delay,
     "delete" => Delete,
     "desc" => Desc,
+    "div" => Div,
     "discard" => Discard,
     "distinct" => Distinct,
     "do" => Do,
@@ -779,6 +787,7 @@ keywords! {
     "end" => End,
     "escape" => Escape,
     "except" => Except,
+    "exec" => Exec,
     "exists" => Exists,
     "extension" => Extension,
     "false" => False,
@@ -835,6 +844,7 @@ keywords! {
     "show" => Show,
     "similar" => Similar,
     "some" => Some,
+    "sounds" => Sounds,
     "start" => Start,
     "system" => System,
     "table" => Table,
@@ -858,6 +868,7 @@ keywords! {
     "where" => Where,
     "window" => Window,
     "with" => With,
+    "xor" => Xor,
     "analyse" => Verb,
     "analyze" => Verb,
     "call" => Verb,
@@ -1032,6 +1043,9 @@ keywords! {
     "plr" => Untrusted,
     "c" => Untrusted,
     "internal" => Untrusted,
+    "while" => TsqlVerb,
+    "goto" => TsqlVerb,
+    "shutdown" => TsqlVerb,
 }
 
 /// Words longer than 16 bytes.
@@ -1522,6 +1536,10 @@ impl Scan<'_, '_, '_> {
                     }
                 }
                 self.statement(v, verb);
+                if stmts >= 2 && matches!(verb, Kw::If | Kw::TsqlVerb) {
+                    // SQL Server's `; IF …`, `; WHILE …`, `; SHUTDOWN`.
+                    self.add(Rule::ForeignSyntax, v);
+                }
             }
             match tok.class {
                 Class::Punct => match tok.sym {
@@ -1581,6 +1599,7 @@ impl Scan<'_, '_, '_> {
                     _ => {}
                 },
                 Class::Word => {
+                    self.glued_to_string(i);
                     if tok.kw == Kw::Atomic && self.kw(i.wrapping_sub(1)) == Kw::Begin {
                         atomic += 1;
                     } else if tok.kw == Kw::End
@@ -1591,7 +1610,12 @@ impl Scan<'_, '_, '_> {
                     }
                     self.word(i, verb);
                 }
-                Class::QIdent if tok.kw != Kw::None => self.catalog(i),
+                Class::QIdent => {
+                    self.glued_quoted_name(i);
+                    if tok.kw != Kw::None {
+                        self.catalog(i);
+                    }
+                }
                 _ => {}
             }
             i += 1;
@@ -1599,6 +1623,7 @@ impl Scan<'_, '_, '_> {
         while self.frames.len() > 1 {
             self.close(n);
         }
+        self.dangling_union();
         self.end_operand(n, Conn::Start);
         if self.cx.simple_query
             && self.cx.application_role
@@ -1762,6 +1787,23 @@ impl Scan<'_, '_, '_> {
                 self.add(Rule::ForeignSyntax, i);
             }
             Kw::Language if self.untrusted(i + 1) => self.add(Rule::UntrustedLanguage, i),
+            // MySQL's infix operators: `1 DIV 2`, `'a' XOR 'b'`, `4 MOD 2`,
+            // `a SOUNDS LIKE b`, `a RLIKE b`.
+            Kw::Xor | Kw::Div | Kw::Regexp if self.infix(i) => self.add(Rule::ForeignSyntax, i),
+            Kw::Sounds if self.kw(i + 1) == Kw::Like && self.infix(i) => {
+                self.add(Rule::ForeignSyntax, i);
+            }
+            Kw::PureFn if !call && self.bytes(i).eq_ignore_ascii_case(b"mod") && self.infix(i) => {
+                self.add(Rule::ForeignSyntax, i);
+            }
+            // SQL Server's `DECLARE @x`, `EXEC sp_…`, `EXEC(@s)`.
+            Kw::Verb
+                if self.bytes(i).eq_ignore_ascii_case(b"declare")
+                    && self.bytes(i + 1).starts_with(b"@") =>
+            {
+                self.add(Rule::ForeignSyntax, i);
+            }
+            Kw::Exec if self.tsql_exec(i) => self.add(Rule::ForeignSyntax, i),
             Kw::Program if verb == Kw::Copy && self.frames.len() == 1 => {
                 self.add(Rule::CopyProgram, i);
             }
@@ -1781,6 +1823,109 @@ impl Scan<'_, '_, '_> {
                 self.add(Rule::ForeignSyntax, i + 1);
             }
             _ => {}
+        }
+    }
+
+    /// Whether the word at `i` stands between two operands, as a binary
+    /// operator does: a value before it, and no clause word, comma or end
+    /// after it (which would make it an alias).
+    fn infix(&self, i: usize) -> bool {
+        let Some(prev) = i.checked_sub(1).and_then(|p| self.t.get(p)) else {
+            return false;
+        };
+        let value_before = match prev.class {
+            Class::Str | Class::Bits | Class::Num | Class::QIdent => true,
+            Class::Punct => prev.sym == b')',
+            Class::Word => matches!(prev.kw, Kw::None | Kw::True | Kw::False | Kw::Null),
+            _ => false,
+        };
+        let Some(next) = self.t.get(i + 1) else {
+            return false;
+        };
+        let operand_after = match next.class {
+            Class::Punct => next.sym == b'(',
+            Class::Word => !next.kw.ends_operand() && next.kw != Kw::Select,
+            _ => true,
+        };
+        value_before && operand_after
+    }
+
+    /// `EXEC` at `i` followed by a SQL Server procedure (`sp_…`, `xp_…`)
+    /// or by `(@variable`.
+    fn tsql_exec(&self, i: usize) -> bool {
+        let name = self.bytes(i + 1);
+        let procedure = self.class(i + 1) == Some(Class::Word)
+            && name.len() > 3
+            && (name[..3].eq_ignore_ascii_case(b"sp_") || name[..3].eq_ignore_ascii_case(b"xp_"));
+        procedure || (self.sym(i + 1) == b'(' && self.bytes(i + 2).starts_with(b"@"))
+    }
+
+    /// A plain string whose closing quote is glued to an operator keyword
+    /// (`'aa'or …`, `'aa'IS NULL`): a quote closed early, by input that
+    /// ran into the SQL after it.
+    fn glued_to_string(&mut self, i: usize) {
+        let tok = self.t[i];
+        if !matches!(
+            tok.kw,
+            Kw::And
+                | Kw::Or
+                | Kw::Xor
+                | Kw::Is
+                | Kw::Not
+                | Kw::Like
+                | Kw::Ilike
+                | Kw::Regexp
+                | Kw::Div
+                | Kw::Sounds
+                | Kw::Union
+        ) {
+            return;
+        }
+        if let Some(prev) = i.checked_sub(1).and_then(|p| self.t.get(p))
+            && prev.class == Class::Str
+            && prev.plain
+            && prev.end == tok.start
+        {
+            self.add(Rule::ChainedComparison, i);
+        }
+    }
+
+    /// A quoted name glued to the word or number before it, right after a
+    /// comparison: `id = asd"or 1="1`, MySQL's double-quoted string closed
+    /// early (PostgreSQL takes it for an alias, which a condition cannot
+    /// have).
+    fn glued_quoted_name(&mut self, i: usize) {
+        if i < 2 {
+            return;
+        }
+        let prev = self.t[i - 1];
+        let value = prev.class == Class::Num || (prev.class == Class::Word && prev.kw == Kw::None);
+        if value
+            && prev.end == self.t[i].start
+            && matches!(
+                self.op(i - 2),
+                Op::Eq | Op::Ne | Op::Lt | Op::Gt | Op::Le | Op::Ge
+            )
+        {
+            self.add(Rule::ForeignSyntax, i);
+        }
+    }
+
+    /// A query string that ends in `UNION`, `UNION ALL` or `UNION SELECT`
+    /// with nothing after: a second branch of no columns, the start of a
+    /// column-count probe.
+    fn dangling_union(&mut self) {
+        let Some(mut k) = self.t.len().checked_sub(1) else {
+            return;
+        };
+        if self.kw(k) == Kw::Select && k > 0 {
+            k -= 1;
+        }
+        while matches!(self.kw(k), Kw::All | Kw::Distinct) && k > 0 {
+            k -= 1;
+        }
+        if self.kw(k) == Kw::Union {
+            self.add(Rule::UnionColumnMismatch, k);
         }
     }
 
@@ -1840,10 +1985,28 @@ impl Scan<'_, '_, '_> {
         let last = self.frames.last().map_or(NONE, |f| f.last_chain);
         // `= 'x' =`, `= 'x' - 'y' =`: a string closed early, and what follows
         // compares it again.
-        let broken = chain
-            && last != NONE
-            && self.class(last + 1) == Some(Class::Str)
-            && self.side_const(last + 1, i);
+        let broken =
+            chain && last != NONE && self.class(last + 1) == Some(Class::Str) && i > last + 1;
+        // sqlmap's probes compare two random numbers of four digits or
+        // more: `CASE WHEN 4518=5617`, `IF((6681=9099), …)`.
+        let arith = |k: usize| {
+            self.class(k) == Some(Class::Op)
+                && !matches!(
+                    self.op(k),
+                    Op::Eq | Op::Ne | Op::Lt | Op::Gt | Op::Le | Op::Ge
+                )
+        };
+        if matches!(
+            op,
+            Cmp::Eq | Cmp::Ne | Cmp::Lt | Cmp::Gt | Cmp::Le | Cmp::Ge
+        ) && i > 0
+            && self.probe_number(i - 1)
+            && self.probe_number(i + 1)
+            && !(i > 1 && arith(i - 2))
+            && !arith(i + 2)
+        {
+            self.add(Rule::ConstantCondition, i - 1);
+        }
         let top = self.top();
         if top.cmp == NONE {
             top.cmp = i;
@@ -1855,6 +2018,12 @@ impl Scan<'_, '_, '_> {
             }
             top.last_chain = i;
         }
+    }
+
+    /// An integer constant of four digits or more.
+    fn probe_number(&self, k: usize) -> bool {
+        let b = self.bytes(k);
+        self.class(k) == Some(Class::Num) && b.len() >= 4 && b.iter().all(u8::is_ascii_digit)
     }
 
     /// The `)` or `END` at `i` closes the innermost frame.
