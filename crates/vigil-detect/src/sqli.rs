@@ -1827,8 +1827,9 @@ impl Scan<'_, '_, '_> {
     }
 
     /// Whether the word at `i` stands between two operands, as a binary
-    /// operator does: a value before it, and no clause word, comma or end
-    /// after it (which would make it an alias).
+    /// operator does: a constant, a name in quotes or `)` before it (not a
+    /// bare word: `60;S MOD DRESSES` is text), and no clause word, comma
+    /// or end after it (which would make it an alias).
     fn infix(&self, i: usize) -> bool {
         let Some(prev) = i.checked_sub(1).and_then(|p| self.t.get(p)) else {
             return false;
@@ -1836,7 +1837,7 @@ impl Scan<'_, '_, '_> {
         let value_before = match prev.class {
             Class::Str | Class::Bits | Class::Num | Class::QIdent => true,
             Class::Punct => prev.sym == b')',
-            Class::Word => matches!(prev.kw, Kw::None | Kw::True | Kw::False | Kw::Null),
+            Class::Word => matches!(prev.kw, Kw::True | Kw::False | Kw::Null | Kw::InfoWord),
             _ => false,
         };
         let Some(next) = self.t.get(i + 1) else {
@@ -1891,16 +1892,29 @@ impl Scan<'_, '_, '_> {
     }
 
     /// A quoted name glued to the word or number before it, right after a
-    /// comparison: `id = asd"or 1="1`, MySQL's double-quoted string closed
+    /// comparison, and starting with a condition's operator: `id =
+    /// asd"or 1="1`, `id = 1" OR!"a`, MySQL's double-quoted string closed
     /// early (PostgreSQL takes it for an alias, which a condition cannot
-    /// have).
+    /// have). A name starting otherwise (`q=36"+X+48+"`) is left alone.
     fn glued_quoted_name(&mut self, i: usize) {
         if i < 2 {
             return;
         }
         let prev = self.t[i - 1];
         let value = prev.class == Class::Num || (prev.class == Class::Word && prev.kw == Kw::None);
+        let inner = match self.bytes(i) {
+            [b'"', inner @ .., b'"'] => inner.trim_ascii_start(),
+            _ => return,
+        };
+        let word_len = inner.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+        let condition = match inner.get(..word_len) {
+            Some(w) if !w.is_empty() => {
+                matches!(keyword(w), Kw::Or | Kw::And | Kw::Xor | Kw::In | Kw::Is)
+            }
+            _ => matches!(inner.first(), Some(b'=' | b'<' | b'>' | b'!' | b'|' | b'&')),
+        };
         if value
+            && condition
             && prev.end == self.t[i].start
             && matches!(
                 self.op(i - 2),
