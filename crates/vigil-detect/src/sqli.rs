@@ -29,15 +29,16 @@
 //! | rule | kind | fires on | stays quiet on |
 //! |---|---|---|---|
 //! | `tautology` | injection | an always-true operand after `OR`: `OR 1=1`, `OR 'a'='a'`, `OR 2>1`, `OR '1'`, `OR TRUE`, `OR (1=1)`, `OR x=x`, `OR 'a' LIKE '%'` | `OR` between real predicates; `(1=0 OR …)`, the neutral element builders put first; `('' = '' OR name = '')`, where the constant test comes first; `OR 1` (a number is no boolean: PostgreSQL rejects it) |
-//! | `constant_condition` | injection | a comparison of constants appended with `AND`/`OR` that is not a builder's `=`/`<>` between 0, 1 and 2: `AND 8=3`, `AND 'a'='a'`, `AND pi()=pi()`, `AND 1 NOT LIKE 0` | `WHERE 1=1 AND …`, `AND 1=0`, `AND (1 != 1)`; a constant comparison that comes first (`CASE WHEN 'en' = 'en'`) or is followed by `OR`; comparisons with a column, a parameter, a subquery, or a function of state (`now()`, `random()`, `current_setting()`) |
-//! | `chained_comparison` | injection | a comparison, a string, constants, and another comparison in one operand: `name = 'a' = 'b'`, `name = 'x' LIKE '0'`, `name = 'X' - 'Y' = '1'`, the mark of a quote closed early (PostgreSQL rejects `a = b = c`) | comparisons separated by `AND`, `OR`, commas, parentheses or clauses; benign text in a numeric slot (`id = I <3 <3`), where no string comes between |
+//! | `constant_condition` | injection | a comparison of constants appended with `AND`/`OR` that is not a builder's `=`/`<>` between 0, 1 and 2: `AND 8=3`, `AND 'a'='a'`, `AND pi()=pi()`, `AND 1 NOT LIKE 0`; anywhere, two integers of four digits or more compared (sqlmap's `CASE WHEN 4518=5617`, `IIF(2510=9436, …)`); a number or string as a searched `CASE`'s first condition (`CASE WHEN 2 THEN`, which PostgreSQL rejects) | `WHERE 1=1 AND …`, `AND 1=0`, `AND (1 != 1)`; a constant comparison that comes first (`CASE WHEN 'en' = 'en'`) or is followed by `OR`; comparisons with a column, a parameter, a subquery, or a function of state (`now()`, `random()`, `current_setting()`) |
+//! | `chained_comparison` | injection | a comparison, a string, and another comparison in one operand: `name = 'a' = 'b'`, `name = 'x' LIKE '0'`, `name = 'X' - 'Y' = '1'`, `name = 'aa' / current_date != '1'`, the mark of a quote closed early (PostgreSQL rejects `a = b = c`); a string whose closing quote is glued to `AND`, `OR`, `IS`, `NOT`, `LIKE`, `XOR`, `UNION`, … (`'aa'or col!='1'`); a string after a comparison that starts arithmetic ending in an operator and another string (`name = '1' * id - '0'`) | comparisons separated by `AND`, `OR`, commas, parentheses or clauses; benign text in a numeric slot (`id = I <3 <3`), where no string comes between; `'a' OR b` spaced; `'4' + X + 4'+WOOD'`, `'a' * '''b'` |
 //! | `union_padding` | injection | a `UNION` after a query that reads a table, whose new branch is mostly constants or NULLs (more than half its columns, not aliased) while the first branch has none | `UNION ALL` of real columns (CTEs, recursive CTEs), unions whose first branch has constant columns too (`'a' AS kind`, Hibernate's `NULL::int AS x`), constant-only unions (`SELECT 1 UNION SELECT 2`) |
-//! | `union_column_mismatch` | injection | a `UNION` whose branches have different numbers of columns: the column-count probe of UNION-based injection (PostgreSQL rejects it) | `*` or `t.*` in either branch, where the count is unknown |
-//! | `foreign_syntax` | injection | syntax of another database, which PostgreSQL rejects and an application written for it never sends: MySQL's `/*!…*/`, backquoted names, `@@version`, `LIMIT n, m`, `INTO OUTFILE`, `LOAD DATA INFILE`, `load_file(`; SQL Server's `SELECT TOP n`, `xp_cmdshell` | `LIMIT n OFFSET m`, text search `@@` |
+//! | `union_column_mismatch` | injection | a `UNION` whose branches have different numbers of columns: the column-count probe of UNION-based injection (PostgreSQL rejects it); a query string ending in `UNION`, `UNION ALL` or `UNION SELECT`; `UNION SELECT *` after a first branch that lists its columns and has a `WHERE` | `*` or `t.*` in either branch, where the count is unknown, unless as said; `SELECT * … UNION SELECT * …`; a listed first branch without `WHERE` |
+//! | `foreign_syntax` | injection | syntax of another database, which PostgreSQL rejects and an application written for it never sends: MySQL's `/*!…*/`, backquoted names, `@@version`, `LIMIT n, m`, `INTO OUTFILE`, `LOAD DATA INFILE`, `load_file(`, the infix `DIV`, `MOD`, `XOR`, `RLIKE`, `REGEXP`, `SOUNDS LIKE` after a constant or `)`, a double-quoted string closed early (`id = asd"or 1="1`), `@` glued to a server fact (`@version`, `@current_user`), `FROM DUAL` in a subquery, calls of MySQL's and SQL Server's functions (`if(`, `ifnull(`, `isnull(`, `iif(`, `mid(`, `ord(`, `conv(`, `hex(`, `database(`, `charset(`, `find_in_set(`, …), `MATCH … AGAINST (`; SQL Server's `SELECT TOP n`, `xp_cmdshell`, `DECLARE @x`, `EXEC`/`EXECUTE sp_…`, `EXEC(@s)`, `IF`, `WHILE`, `SHUTDOWN` or `GOTO` starting a statement after `;` | `LIMIT n OFFSET m`, text search `@@`; `mod(a, b)`, columns and aliases named `div`, `mod`, `xor`; operator words after a bare word (`60;S MOD DRESSES`); `DECLARE c CURSOR`, `EXECUTE stmt(…)`; `a"b"` in a select list; `SELECT … FROM dual` at the top level (orafce); schema-qualified functions and table names (`s.mid(x)`, `INSERT INTO hex (…)`); `#` between operands (`a # b`, `a\n  # b`) |
 //! | `stacked_queries` | injection | several statements in one simple Query from an application role, each after the first starting with a PostgreSQL verb, unless they are a batch: all of one verb besides transaction and session commands (`BEGIN`, `SET`, `COMMIT`, …), and no line comment at the end | any role not marked as an application's (psql scripts, migrations); Parse messages; benign text after a `;` (`60;S MOD DRESSES`: PostgreSQL parses the whole string first and rejects it) |
-//! | `comment_after_literal` | injection | a literal or `)` followed by a line comment that runs to the end of the query string (for any role when the comment is glued to it or holds a quote, the template's swallowed rest; for an application role always); glued to a block comment glued to the next token (`1/**/UNION`), or followed by an empty `/**/`; MySQL's `#` after a string | a comment followed by more SQL on the next line; sqlcommenter's trailing `/*…*/`; `--` inside strings |
+//! | `comment_after_literal` | injection | a literal or `)` followed by a line comment that runs to the end of the query string (for any role when the comment is glued to it or holds a quote, the template's swallowed rest; for an application role always); glued to a block comment glued to the next token (`1/**/UNION`), or followed by an empty `/**/`; MySQL's `#` after a string, glued to a number, after `UNION`/`SELECT`/`AND`/`OR`/`WHERE`/`FROM`, or opening a line glued to a word; for an application role, a line comment glued to a relation's name after `FROM`/`JOIN` (`FROM users--`) that runs to the end | a comment followed by more SQL on the next line; sqlcommenter's trailing `/*…*/`; `--` inside strings; `FROM users -- note` spaced; a comment glued to other names (`id = zzh7W--`) |
 //! | `time_function` | injection | `pg_sleep`, `pg_sleep_for`, `pg_sleep_until`, `sleep(`, `benchmark(`, `dbms_pipe.receive_message(`, `WAITFOR DELAY`/`TIME` | a column named `sleep` |
 //! | `error_cast` | injection | a cast to a number or boolean (`CAST(… AS int)`, `::int`) of a server fact (`version()`, `current_user`, `current_database()`), of `chr()`-built text, or of a concatenation around a subquery; MySQL's `extractvalue(`/`updatexml(`; `convert(int, …)` | `count(*)::int`, `CAST($1 AS int)`, `CAST(price AS int)`, `NULL::int`, `current_setting(…)::int`, a column named `version` |
+//! | `bare_subquery` | injection | `SELECT` right after a comparison, `AND`, `OR`, `NOT` or `BY` (`id = SELECT …`, `ORDER BY SELECT …`), or a subquery whose `(` the query string never closes (`id = (SELECT substr(login)`): PostgreSQL rejects both | `INSERT … SELECT`, `AS SELECT`, `FOR SELECT`, `IN (SELECT …)`, `EXISTS (SELECT …)` |
 //! | `catalog_read` | catalog read | an application role naming `information_schema`, or a sensitive catalog where a relation goes (`pg_authid`, `pg_shadow`, `pg_user`, `pg_roles`, `pg_class`, `pg_attribute`, `pg_proc`, `pg_tables`, `pg_settings`, `pg_stat_activity`, `pg_largeobject`, …) | drivers' type loading (`pg_type`, `pg_namespace`, `pg_range`, `pg_enum`); `pg_catalog.` functions; a column of that name; any other role |
 //! | `copy_program` | capability | `COPY … FROM PROGRAM` / `TO PROGRAM` | `COPY … FROM STDIN` |
 //! | `file_access` | capability | `pg_read_file`, `pg_read_binary_file`, `pg_ls_dir`, `pg_stat_file`, adminpack's writers, `lo_import(`, `COPY … FROM`/`TO '<server file>'`, `CREATE EXTENSION adminpack`/`file_fdw`; MySQL's `load_file(`, `INTO OUTFILE`/`DUMPFILE`, `LOAD DATA INFILE` | `COPY … TO STDOUT` |
@@ -77,9 +78,10 @@
 //!   comment; hand-written SQL of an application role that does, after a
 //!   value, is reported.
 //! - **Rejected statements.** `chained_comparison`,
-//!   `union_column_mismatch` and `foreign_syntax` fire on statements
-//!   PostgreSQL rejects: they report the attempt, an application sending
-//!   SQL its code never writes, which is how scanners probe.
+//!   `union_column_mismatch`, `foreign_syntax` and `bare_subquery` fire on
+//!   statements PostgreSQL rejects: they report the attempt, an
+//!   application sending SQL its code never writes, which is how scanners
+//!   probe.
 //! - **Lexer errors.** PostgreSQL lexes the whole query string before it
 //!   runs any of it, so a string that never ends makes it fail. Injection
 //!   findings are dropped then: benign text with a quote (`Y'ALL`,
@@ -210,6 +212,9 @@ rules! {
     TimeFunction = "time_function" Injection,
     /// A cast meant to fail with a server fact in its error message.
     ErrorCast = "error_cast" Injection,
+    /// A `SELECT` where a value or condition goes, without parentheses or
+    /// with its `(` left open.
+    BareSubquery = "bare_subquery" Injection,
     /// An application role reading the system catalog.
     CatalogRead = "catalog_read" CatalogRead,
     /// `COPY … PROGRAM`.
@@ -453,6 +458,11 @@ fn collect(sql: &str, cx: &Context, toks: &mut Vec<Tok>, found: &mut Found<'_>) 
     // The end of the last significant token, when it is a literal or a
     // closing parenthesis and no comment came after it yet.
     let mut after_literal: Option<usize> = None;
+    // The end of the last significant token when it is a relation's name
+    // (after `FROM` or `JOIN`), and a line comment glued to it, waiting to
+    // see whether it runs to the end.
+    let mut after_name: Option<usize> = None;
+    let mut name_comment: Option<usize> = None;
     let mut last_line_comment = false;
     let mut error = false;
     for token in lexer {
@@ -475,6 +485,9 @@ fn collect(sql: &str, cx: &Context, toks: &mut Vec<Tok>, found: &mut Found<'_>) 
                 last_line_comment = line;
                 if let Pending::Block { spaced, .. } = &mut pending {
                     *spaced = true;
+                }
+                if line && after_name.take() == Some(token.start) {
+                    name_comment = Some(token.start);
                 }
                 if let Some(lit_end) = after_literal.take() {
                     let glued = lit_end == token.start;
@@ -514,12 +527,24 @@ fn collect(sql: &str, cx: &Context, toks: &mut Vec<Tok>, found: &mut Found<'_>) 
                 let tok = classify(sql, token.start, token.end, kind);
                 let value_end = tok.is_literal() || (tok.class == Class::Punct && tok.sym == b')');
                 after_literal = value_end.then_some(token.end);
+                let relation = toks
+                    .last()
+                    .is_some_and(|t| t.class == Class::Word && matches!(t.kw, Kw::From | Kw::Join));
+                after_name = (relation && matches!(tok.class, Class::Word | Class::QIdent))
+                    .then_some(token.end);
+                name_comment = None;
                 toks.push(tok);
             }
         }
     }
     if let Pending::Line { at, glued, quote } = pending
         && (glued || quote || cx.application_role)
+    {
+        found.add(Rule::CommentAfterLiteral, at);
+    }
+    // `FROM users--`: a comment glued to a relation swallows the rest.
+    if let Some(at) = name_comment
+        && cx.application_role
     {
         found.add(Rule::CommentAfterLiteral, at);
     }
@@ -586,6 +611,7 @@ fn classify(sql: &str, start: usize, end: usize, kind: TokenKind) -> Tok {
 enum Kw {
     None,
     Abort,
+    Against,
     All,
     Alter,
     And,
@@ -613,6 +639,7 @@ enum Kw {
     Distinct,
     Do,
     Drop,
+    Dual,
     Else,
     End,
     Escape,
@@ -742,6 +769,9 @@ enum Kw {
     SysVar,
     /// Untrusted procedural languages.
     Untrusted,
+    /// MySQL's and SQL Server's functions that PostgreSQL has not:
+    /// `ifnull`, `isnull`, `iif`, `charset`, `find_in_set`, ...
+    ForeignFn,
     /// SQL Server's statements that PostgreSQL has not: `WHILE`, `GOTO`,
     /// `SHUTDOWN`.
     TsqlVerb,
@@ -756,6 +786,7 @@ macro_rules! keywords {
 
 keywords! {
     "abort" => Abort,
+    "against" => Against,
     "all" => All,
     "alter" => Alter,
     "and" => And,
@@ -783,6 +814,7 @@ keywords! {
     "distinct" => Distinct,
     "do" => Do,
     "drop" => Drop,
+    "dual" => Dual,
     "else" => Else,
     "end" => End,
     "escape" => Escape,
@@ -1044,6 +1076,15 @@ keywords! {
     "c" => Untrusted,
     "internal" => Untrusted,
     "while" => TsqlVerb,
+    "ifnull" => ForeignFn,
+    "isnull" => ForeignFn,
+    "iif" => ForeignFn,
+    "charset" => ForeignFn,
+    "coercibility" => ForeignFn,
+    "connection_id" => ForeignFn,
+    "find_in_set" => ForeignFn,
+    "compress" => ForeignFn,
+    "uncompress" => ForeignFn,
     "goto" => TsqlVerb,
     "shutdown" => TsqlVerb,
 }
@@ -1586,12 +1627,32 @@ impl Scan<'_, '_, '_> {
                     Op::Cast => self.colon_cast(i),
                     Op::Hash => {
                         // `#` is PostgreSQL's XOR of integers and bit
-                        // strings; right after a string constant or glued
-                        // to a number, it is MySQL's comment.
+                        // strings; right after a string constant, glued
+                        // to a number, after a word no operand ends with
+                        // (`UNION#`), or opening a line glued to a word
+                        // (`\n#asd`), it is MySQL's comment.
                         let glued_num = i > 0
                             && self.class(i - 1) == Some(Class::Num)
                             && self.t[i - 1].end == tok.start;
-                        if i > 0 && (self.class(i - 1) == Some(Class::Str) || glued_num) {
+                        let after_keyword = i > 0
+                            && matches!(
+                                self.kw(i - 1),
+                                Kw::Union | Kw::Select | Kw::And | Kw::Or | Kw::Where | Kw::From
+                            );
+                        let line_start = i > 0
+                            && self.t.get(i + 1).is_some_and(|n| n.start == tok.end)
+                            && self
+                                .sql
+                                .as_bytes()
+                                .get(..tok.start)
+                                .and_then(|b| b.iter().rev().find(|c| !matches!(c, b' ' | b'\t')))
+                                .is_some_and(|&c| c == b'\n');
+                        if i > 0
+                            && (self.class(i - 1) == Some(Class::Str)
+                                || glued_num
+                                || after_keyword
+                                || line_start)
+                        {
                             self.add(Rule::CommentAfterLiteral, i);
                         }
                     }
@@ -1610,6 +1671,7 @@ impl Scan<'_, '_, '_> {
                     }
                     self.word(i, verb);
                 }
+                Class::Str if tok.plain => self.string_arithmetic(i),
                 Class::QIdent => {
                     self.glued_quoted_name(i);
                     if tok.kw != Kw::None {
@@ -1619,6 +1681,17 @@ impl Scan<'_, '_, '_> {
                 _ => {}
             }
             i += 1;
+        }
+        // `id = (SELECT substr(login)`: a subquery whose `(` the query
+        // string never closes.
+        if let Some(open) = self
+            .frames
+            .iter()
+            .skip(1)
+            .find(|f| !f.case && f.select != NONE)
+        {
+            let at = open.select;
+            self.add(Rule::BareSubquery, at);
         }
         while self.frames.len() > 1 {
             self.close(n);
@@ -1712,6 +1785,19 @@ impl Scan<'_, '_, '_> {
             }
             Kw::Or => self.end_operand(i, Conn::Or),
             Kw::Case if self.frames.len() < MAX_DEPTH => {
+                // `CASE WHEN 2 THEN`, `CASE WHEN 's' THEN`: a constant
+                // that is no boolean as the condition, which PostgreSQL
+                // rejects.
+                if self.kw(i + 1) == Kw::When
+                    && (self.class(i + 2) == Some(Class::Num)
+                        || self
+                            .t
+                            .get(i + 2)
+                            .is_some_and(|t| t.class == Class::Str && t.plain))
+                    && self.kw(i + 3) == Kw::Then
+                {
+                    self.add(Rule::ConstantCondition, i + 2);
+                }
                 self.frames.push(Frame::new(i + 1, true));
             }
             Kw::End => {
@@ -1728,6 +1814,16 @@ impl Scan<'_, '_, '_> {
             Kw::Like | Kw::Ilike | Kw::Similar | Kw::Regexp => self.note_cmp(i, Cmp::Like, true),
             Kw::In => self.note_cmp(i, Cmp::In, false),
             Kw::Select => {
+                // `id = SELECT …`, `AND SELECT …`, `ORDER BY SELECT …`:
+                // PostgreSQL wants a subquery in parentheses there.
+                if i > 0
+                    && (matches!(
+                        self.op(i - 1),
+                        Op::Eq | Op::Ne | Op::Lt | Op::Gt | Op::Le | Op::Ge
+                    ) || matches!(self.kw(i - 1), Kw::And | Kw::Or | Kw::Not | Kw::By))
+                {
+                    self.add(Rule::BareSubquery, i);
+                }
                 self.end_operand(i, Conn::Start);
                 let top = self.top();
                 top.select = i;
@@ -1766,6 +1862,9 @@ impl Scan<'_, '_, '_> {
                     self.add(Rule::ErrorCast, i);
                 }
                 Kw::Cast => self.cast_call(i),
+                Kw::If | Kw::ForeignFn | Kw::PureFn | Kw::InfoFn if self.foreign_function(i) => {
+                    self.add(Rule::ForeignSyntax, i);
+                }
                 _ => {}
             }
         }
@@ -1803,7 +1902,24 @@ impl Scan<'_, '_, '_> {
             {
                 self.add(Rule::ForeignSyntax, i);
             }
+            Kw::Verb if self.bytes(i).eq_ignore_ascii_case(b"execute") && self.tsql_exec(i) => {
+                self.add(Rule::ForeignSyntax, i);
+            }
+            // Oracle's and MySQL's `DUAL` in a subquery: `id = (SELECT 1
+            // FROM DUAL)`.
+            Kw::Dual if self.kw(i.wrapping_sub(1)) == Kw::From && self.frames.len() > 1 => {
+                self.add(Rule::ForeignSyntax, i);
+            }
             Kw::Exec if self.tsql_exec(i) => self.add(Rule::ForeignSyntax, i),
+            // MySQL's full-text search: `MATCH col AGAINST ('…')`.
+            Kw::Against
+                if call
+                    && i > 0
+                    && (matches!(self.class(i - 1), Some(Class::Word | Class::QIdent))
+                        || self.sym(i - 1) == b')') =>
+            {
+                self.add(Rule::ForeignSyntax, i);
+            }
             Kw::Program if verb == Kw::Copy && self.frames.len() == 1 => {
                 self.add(Rule::CopyProgram, i);
             }
@@ -1827,8 +1943,9 @@ impl Scan<'_, '_, '_> {
     }
 
     /// Whether the word at `i` stands between two operands, as a binary
-    /// operator does: a constant, a name in quotes or `)` before it (not a
-    /// bare word: `60;S MOD DRESSES` is text), and no clause word, comma
+    /// operator does: a constant, a server fact (`current_user`,
+    /// `current_date`), a name in quotes or `)` before it (not a bare word:
+    /// `60;S MOD DRESSES` is text), and no clause word, comma
     /// or end after it (which would make it an alias).
     fn infix(&self, i: usize) -> bool {
         let Some(prev) = i.checked_sub(1).and_then(|p| self.t.get(p)) else {
@@ -1837,7 +1954,18 @@ impl Scan<'_, '_, '_> {
         let value_before = match prev.class {
             Class::Str | Class::Bits | Class::Num | Class::QIdent => true,
             Class::Punct => prev.sym == b')',
-            Class::Word => matches!(prev.kw, Kw::True | Kw::False | Kw::Null | Kw::InfoWord),
+            Class::Word => {
+                matches!(prev.kw, Kw::True | Kw::False | Kw::Null | Kw::InfoWord)
+                    || [
+                        &b"current_date"[..],
+                        b"current_time",
+                        b"current_timestamp",
+                        b"localtime",
+                        b"localtimestamp",
+                    ]
+                    .iter()
+                    .any(|w| self.bytes(i - 1).eq_ignore_ascii_case(w))
+            }
             _ => false,
         };
         let Some(next) = self.t.get(i + 1) else {
@@ -1849,6 +1977,32 @@ impl Scan<'_, '_, '_> {
             _ => true,
         };
         value_before && operand_after
+    }
+
+    /// Whether the call at `i` is of a function only MySQL or SQL Server
+    /// has: `IF(`, `IFNULL(`, `ISNULL(`, `IIF(`, `MID(`, `ORD(`, `CONV(`,
+    /// `HEX(`, `UNHEX(`, `DATABASE(`, `CHARSET(`, ... A name qualified by a
+    /// schema, or where a table's name goes (`INSERT INTO hex (…)`), is
+    /// not one.
+    fn foreign_function(&self, i: usize) -> bool {
+        if i > 0
+            && (self.sym(i - 1) == b'.'
+                || matches!(
+                    self.kw(i - 1),
+                    Kw::Into | Kw::Table | Kw::From | Kw::Join | Kw::Update | Kw::Exists
+                ))
+        {
+            return false;
+        }
+        let name = self.bytes(i);
+        match self.t[i].kw {
+            Kw::If | Kw::ForeignFn => true,
+            Kw::PureFn => [&b"mid"[..], b"ord", b"conv", b"hex", b"unhex"]
+                .iter()
+                .any(|f| name.eq_ignore_ascii_case(f)),
+            Kw::InfoFn => name.eq_ignore_ascii_case(b"database"),
+            _ => false,
+        }
     }
 
     /// `EXEC` at `i` followed by a SQL Server procedure (`sp_…`, `xp_…`)
@@ -1891,6 +2045,60 @@ impl Scan<'_, '_, '_> {
         }
     }
 
+    /// A plain string right after a comparison, as the left operand of
+    /// arithmetic, in an operand that ends in an operator and another plain
+    /// string, with something else between: `name = '1' * id - '0'`, a
+    /// quote closed early and reopened (looked for over 64 tokens at most).
+    /// Two strings and one operator (`'a' * '''b'`), or a string glued to a
+    /// number (`'4' + X + 4'+WOOD'`), are text with quotes in it.
+    fn string_arithmetic(&mut self, k: usize) {
+        if k == 0
+            || !matches!(
+                self.op(k - 1),
+                Op::Eq | Op::Ne | Op::Lt | Op::Gt | Op::Le | Op::Ge
+            )
+        {
+            return;
+        }
+        let arith = self.class(k + 1) == Some(Class::Op)
+            && matches!(self.op(k + 1), Op::Star | Op::Minus | Op::Plus | Op::Other)
+            && matches!(
+                self.bytes(k + 1).first(),
+                Some(b'*' | b'/' | b'%' | b'^' | b'|' | b'&' | b'+' | b'-')
+            )
+            && !self.bytes(k + 1).starts_with(b"->");
+        if !arith {
+            return;
+        }
+        let n = self.t.len().min(k + 64);
+        let mut depth = 0usize;
+        let mut j = k + 2;
+        while j < n {
+            match self.sym(j) {
+                b'(' => depth += 1,
+                b')' if depth == 0 => break,
+                b')' => depth -= 1,
+                b',' | b';' if depth == 0 => break,
+                _ => {}
+            }
+            let kw = self.kw(j);
+            if depth == 0 && (matches!(kw, Kw::And | Kw::Or) || kw.ends_operand()) {
+                break;
+            }
+            j += 1;
+        }
+        if j < k + 64
+            && j > k + 3
+            && self
+                .t
+                .get(j - 1)
+                .is_some_and(|t| t.class == Class::Str && t.plain)
+            && self.class(j - 2) == Some(Class::Op)
+        {
+            self.add(Rule::ChainedComparison, k);
+        }
+    }
+
     /// A quoted name glued to the word or number before it, right after a
     /// comparison, and starting with a condition's operator: `id =
     /// asd"or 1="1`, `id = 1" OR!"a`, MySQL's double-quoted string closed
@@ -1902,6 +2110,15 @@ impl Scan<'_, '_, '_> {
         }
         let prev = self.t[i - 1];
         let value = prev.class == Class::Num || (prev.class == Class::Word && prev.kw == Kw::None);
+        if !value
+            || prev.end != self.t[i].start
+            || !matches!(
+                self.op(i - 2),
+                Op::Eq | Op::Ne | Op::Lt | Op::Gt | Op::Le | Op::Ge
+            )
+        {
+            return;
+        }
         let inner = match self.bytes(i) {
             [b'"', inner @ .., b'"'] => inner.trim_ascii_start(),
             _ => return,
@@ -1913,14 +2130,7 @@ impl Scan<'_, '_, '_> {
             }
             _ => matches!(inner.first(), Some(b'=' | b'<' | b'>' | b'!' | b'|' | b'&')),
         };
-        if value
-            && condition
-            && prev.end == self.t[i].start
-            && matches!(
-                self.op(i - 2),
-                Op::Eq | Op::Ne | Op::Lt | Op::Gt | Op::Le | Op::Ge
-            )
-        {
+        if condition {
             self.add(Rule::ForeignSyntax, i);
         }
     }
@@ -1943,7 +2153,8 @@ impl Scan<'_, '_, '_> {
         }
     }
 
-    /// MySQL's `@@version` and backquoted names, in PostgreSQL operators.
+    /// MySQL's `@@version`, `@version` and backquoted names, in PostgreSQL
+    /// operators.
     fn foreign_operator(&mut self, i: usize) {
         let text = self.bytes(i);
         let glued = |k: usize| {
@@ -1952,7 +2163,7 @@ impl Scan<'_, '_, '_> {
                 .zip(self.t.get(k))
                 .is_some_and(|(next, t)| next.start == t.end)
         };
-        let variable = text.ends_with(b"@@")
+        let variable = (text.ends_with(b"@@") || text == b"@")
             && glued(i)
             && matches!(
                 self.kw(i + 1),
@@ -2036,8 +2247,10 @@ impl Scan<'_, '_, '_> {
 
     /// An integer constant of four digits or more.
     fn probe_number(&self, k: usize) -> bool {
-        let b = self.bytes(k);
-        self.class(k) == Some(Class::Num) && b.len() >= 4 && b.iter().all(u8::is_ascii_digit)
+        self.class(k) == Some(Class::Num) && {
+            let b = self.bytes(k);
+            b.len() >= 4 && b.iter().all(u8::is_ascii_digit)
+        }
     }
 
     /// The `)` or `END` at `i` closes the innermost frame.
@@ -2397,6 +2610,16 @@ impl Scan<'_, '_, '_> {
         }
         let left_items = self.items(left);
         if left_items.n > 0 && left_items.n != right.n && !left_items.star && !right.star {
+            self.add(Rule::UnionColumnMismatch, u);
+        }
+        // `… WHERE id = 1 UNION SELECT * FROM foo`: a first branch that
+        // lists its columns and filters, then a bare `*`.
+        if right.star
+            && right.n == 1
+            && left_items.n > 0
+            && !left_items.star
+            && (left.max(u.saturating_sub(64))..u).any(|k| self.kw(k) == Kw::Where)
+        {
             self.add(Rule::UnionColumnMismatch, u);
         }
         if top.from_seen && right.bare_consts * 2 > right.n && left_items.consts == 0 {

@@ -867,3 +867,156 @@ proptest! {
         prop_assert!(findings(&sql, &APP).is_empty(), "{}", sql);
     }
 }
+
+#[test]
+fn quote_breaks_and_foreign_operators() {
+    // A string glued to an operator keyword; a second comparison after a
+    // string, whatever comes between.
+    fires(
+        Rule::ChainedComparison,
+        &APP,
+        &[
+            "SELECT id FROM users WHERE name = 'aa'or column!='1'",
+            "SELECT id FROM users WHERE name = 'aa'IS NOT NULL or+1^+'0'",
+            "SELECT id FROM users WHERE name = 'aa' / current_date != '1'",
+            "SELECT id FROM users WHERE name = 'aa'|LOCALTIME*0!='1 '",
+            "SELECT id FROM users WHERE name = '1' * id - '0'",
+            "SELECT id FROM users WHERE name = '1'/column is not null - ' '",
+        ],
+    );
+    // MySQL's infix operators and SQL Server's statements.
+    fires(
+        Rule::ForeignSyntax,
+        &APP,
+        &[
+            "SELECT id FROM users WHERE id = 1 DIV(SELECT 1)",
+            "SELECT id FROM users WHERE name = '1' OR '1' XOR '0'",
+            "SELECT id FROM users WHERE id = 1 AND 1 SOUNDS LIKE 1",
+            "SELECT id FROM users WHERE name = '4' MOD 2 like '0'",
+            "SELECT id FROM users WHERE name = '1' or current_user rlike'0'",
+            "SELECT id FROM users WHERE name = '';if 1=1 drop table users-- -a'",
+            "SELECT id FROM users WHERE id = 1; BEGIN DECLARE @xy varchar(8000)",
+            "SELECT id FROM users WHERE id = EXEC sp_add_job @job_name = 'TestJob';",
+            "SELECT id FROM users WHERE id = 1; EXEC(@S);",
+            "SELECT id FROM users WHERE id = asd\"or-1=\"-1",
+            "SELECT id FROM users WHERE id = 1\"OR!\"a",
+            "SELECT id FROM users WHERE id = EXECUTE sp_add_job @job_name = 'TestJob';",
+            "SELECT id FROM users WHERE id = (SELECT 1 FROM DUAL)",
+            "SELECT id FROM users WHERE id = @version--",
+        ],
+    );
+    // sqlmap's probes of two random numbers; a union left without a branch.
+    fires(
+        Rule::ConstantCondition,
+        &APP,
+        &[
+            "SELECT id FROM users WHERE id = (CASE WHEN 4518=5617 THEN 1 ELSE NULL END)",
+            "SELECT id FROM users WHERE id = FOO,IIF(2510=9436,FOO,1/0)",
+        ],
+    );
+    fires(
+        Rule::CommentAfterLiteral,
+        &APP,
+        &["SELECT id FROM users WHERE id = (@x OR @y) UNION ALL SELECT a, b FROM users-- "],
+    );
+    fires(
+        Rule::UnionColumnMismatch,
+        &APP,
+        &[
+            "SELECT id FROM users WHERE id = 1 union select",
+            "SELECT id FROM users WHERE id = -1 UNION ALL --",
+            "SELECT id, name FROM users WHERE id = $$x$$ union select * from foo",
+        ],
+    );
+    // Their look-alikes.
+    quiet(
+        &APP,
+        &[
+            "SELECT id FROM users WHERE name = 'aa' OR email != '1'",
+            "SELECT id FROM users WHERE name = 'a' AND (b = 'c') = true",
+            "SELECT id FROM users WHERE name = 'x' AND created <= now() - interval '1 day'",
+            "SELECT 'a' AS x, count(*) div FROM t",
+            "SELECT x mod, y FROM t WHERE mod(x, 2) = 0 AND div = 1",
+            "SELECT id FROM users WHERE regexp = 'x' AND xor IS NULL",
+            "SELECT id FROM users WHERE id = '60;S MOD DRESSES'",
+            "SELECT id FROM users WHERE 2024 = year AND id < 1000 AND x = 1000 + 1234",
+            "SELECT CASE WHEN 1 = 1 THEN 'a' END FROM t",
+            "SELECT a\"b\" FROM t WHERE a = 1",
+            "SELECT id FROM t UNION ALL SELECT id FROM u",
+            "DECLARE c CURSOR FOR SELECT 1",
+            "EXECUTE stmt(1)",
+            "SELECT id FROM users WHERE name = '4'+X+4'+WOOD'",
+            "SELECT id FROM users WHERE name = 'MISTERGLAS.DK'*''''''''''",
+            "SELECT id FROM users WHERE ts >= '2024-01-01' - interval '1 day' AND id = 1",
+            "SELECT id FROM users WHERE id = 'zzh7W_krs4jSNwVV2TssQsSbOj--'",
+            "SELECT id FROM users WHERE id = zzh7W--",
+            "SELECT id FROM users -- all of them",
+            "SELECT id FROM users--\nWHERE id = 1",
+            "SELECT seq.nextval FROM dual",
+            "SELECT @ x FROM t",
+            "SELECT * FROM a UNION SELECT * FROM b",
+            "SELECT id, name FROM a UNION SELECT * FROM b",
+        ],
+    );
+}
+
+#[test]
+fn bare_subqueries_constant_cases_and_foreign_functions() {
+    fires(
+        Rule::BareSubquery,
+        &APP,
+        &[
+            "SELECT id FROM users WHERE id = SELECT CHAR(0x66)",
+            "SELECT id FROM users WHERE id = 1 AND SELECT 1 FROM t -- 1",
+            "SELECT id, title FROM products ORDER BY SELECT 1",
+            "SELECT id FROM users WHERE id = (select substr(login)",
+            "SELECT id FROM users WHERE id = 1 AND (SELECT 1 FROM t -- 1",
+        ],
+    );
+    fires(
+        Rule::ConstantCondition,
+        &APP,
+        &[
+            "SELECT id FROM products ORDER BY case when 2 then 3 end",
+            "SELECT id FROM products ORDER BY case when 's' then 3 end",
+        ],
+    );
+    fires(
+        Rule::ForeignSyntax,
+        &APP,
+        &[
+            "SELECT id FROM products ORDER BY 1 order by if(1<2 ,uname,uid)",
+            "SELECT id FROM users WHERE id = 1 - ORD('A')",
+            "SELECT id FROM users WHERE id = AND ISNULL(1/0)",
+            "SELECT id FROM users WHERE id = conv(hex(substr(version() FROM 1 FOR 2)),16,10)",
+            "SELECT id FROM users WHERE name = '' or MATCH username AGAINST ('+admin' IN BOOLEAN MODE)",
+            "SELECT id FROM users WHERE name = '0' / current_date XOR '1'",
+        ],
+    );
+    fires(
+        Rule::CommentAfterLiteral,
+        &APP,
+        &[
+            "SELECT id FROM users WHERE id = @@new union#sqlmap\nselect 1",
+            "SELECT id FROM users WHERE id = users.id\n#asd\nunion\n#asd\nselect 1",
+        ],
+    );
+    quiet(
+        &APP,
+        &[
+            "INSERT INTO t SELECT id FROM u",
+            "INSERT INTO t (a, b) SELECT a, b FROM u",
+            "CREATE TABLE x AS SELECT 1",
+            "SELECT id FROM users WHERE id IN (SELECT id FROM u) AND EXISTS (SELECT 1 FROM v)",
+            "DECLARE c CURSOR FOR SELECT 1",
+            "SELECT CASE x WHEN 2 THEN 'a' END, CASE WHEN true THEN 1 END FROM t",
+            "SELECT CASE WHEN x = 2 THEN 'a' END FROM t",
+            "INSERT INTO hex (a) VALUES (1)",
+            "CREATE TABLE IF NOT EXISTS t (a int)",
+            "SELECT s.mid(x), mod(a, 2), hex FROM t",
+            "SELECT a # b, 5 # 3 FROM t",
+            "SELECT a\n  # b FROM t",
+            "SELECT id FROM users WHERE name = '' OR match = 'against'",
+        ],
+    );
+}
