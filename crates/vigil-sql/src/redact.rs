@@ -236,7 +236,7 @@ fn write_text(
         // (`a` `$1`), or quotes (`"a"` `"b"` would be `a"b`).
         let glued = out.as_bytes().last().is_some_and(|&last| {
             (is_word_byte(last) && is_word_byte(first)) || (last == b'"' && first == b'"')
-        });
+        }) || (first == b'"' && ends_with_unicode_prefix(out));
         if !out.is_empty() && (it.space || after_mark || glued) {
             out.push(' ');
         }
@@ -259,6 +259,17 @@ fn write_text(
     }
     if stmt.masked {
         push_spaced(out, MASK);
+    }
+}
+
+/// Whether `out` ends with a standalone `U&` (any case): a quoted
+/// identifier written right after it would read as `U&"…"`.
+fn ends_with_unicode_prefix(out: &str) -> bool {
+    let b = out.as_bytes();
+    match b {
+        [.., before, u, b'&'] => matches!(u, b'u' | b'U') && !is_word_byte(*before),
+        [u, b'&'] => matches!(u, b'u' | b'U'),
+        _ => false,
     }
 }
 

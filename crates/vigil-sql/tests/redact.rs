@@ -891,3 +891,13 @@ fn redacting_the_text_again_changes_nothing() {
 fn text_helper_is_redact() {
     assert_eq!(text("SELECT 1"), "SELECT $1");
 }
+
+#[test]
+fn a_name_after_a_standalone_u_and_ampersand_stays_apart() {
+    // `U&` then `U&"d\0061t"`: the second is written as `"dat"`, which
+    // glued to the first `U&` would read as a new unicode identifier.
+    let out = vigil_sql::redact("SELECT U&U&\"d\\0061t\" FROM t");
+    assert_eq!(out.text, "SELECT U& \"dat\" FROM t");
+    assert_eq!(vigil_sql::redact(&out.text).text, out.text);
+    vigil_sql::check_redaction(b"SELECT u&U&\"d\\0061t\", menu&U&\"x\" FROM t");
+}
