@@ -190,7 +190,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         attach_poison(&mut cfg, &store)?;
         let seal = crate::audit_cmd::seal_config(&audit, &cfg.service.origin);
-        crate::audit_cmd::open_audit(&audit.key_dir, seal, &key_events)
+        let sealer = crate::audit_cmd::seal_with(&store, seal, &key_events)?;
+        Ok::<_, anyhow::Error>((store, sealer))
     })();
     let (store, sealer) = match opened {
         Ok(v) => v,
