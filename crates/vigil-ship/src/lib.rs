@@ -54,6 +54,8 @@ mod sink;
 mod stats;
 mod worker;
 
+pub mod transport;
+
 pub use error::Error;
 pub use pipeline::{Pipeline, PipelineBuilder};
 pub use sink::{SinkSpec, Target};

@@ -12,7 +12,9 @@
 
 pub mod pki;
 pub mod postgres;
+pub mod nats;
 pub mod redis;
+pub mod rsyslog;
 
 use std::io::Write;
 use std::net::TcpListener;
