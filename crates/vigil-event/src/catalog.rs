@@ -459,8 +459,16 @@ catalog! {
         "A sink's receiver refuses events permanently (e.g. HTTP 4xx); delivery is parked.";
     SINK_BEHIND_RETENTION = 5004 "sink.behind_retention" Export Critical Failure (EVENT_LOG_ACTIVITY 3)
         "A sink fell behind past the retained audit segments; events were never delivered to it.";
+    SINK_REJECTED = 5005 "sink.rejected" Export Error Failure (EVENT_LOG_ACTIVITY 3)
+        "A sink's receiver refused some events for good (e.g. a mapping error); they were set aside in the sink's rejected file.";
+    SINK_CURSOR_RESET = 5006 "sink.cursor_reset" Export Warning Unknown (EVENT_LOG_ACTIVITY 3)
+        "A sink's cursor did not fit the audit log (another log, or ahead of it); delivery restarts from the log's first entry.";
     EVENTS_DROPPED = 5010 "events.dropped" Export Error Failure (EVENT_LOG_ACTIVITY 99)
         "Events were dropped because the event queue was full; the count is given.";
+    INGEST_STARTED = 5020 "ingest.started" Export Info Success (APPLICATION_LIFECYCLE 3)
+        "The syslog receiver is listening; its addresses and transports are given.";
+    INGEST_REJECTED = 5021 "ingest.rejected" Export Warning Failure (EVENT_LOG_ACTIVITY 99)
+        "A message received for sealing was malformed or too large and was not sealed; the reason is given.";
 }
 
 /// Renders the catalog as the Markdown of `docs/events.md`.

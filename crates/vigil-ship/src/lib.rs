@@ -54,6 +54,7 @@ mod sink;
 mod stats;
 mod worker;
 
+pub mod deliver;
 pub mod transport;
 
 pub use error::Error;

@@ -105,7 +105,7 @@ impl Target {
 
 /// Opens `path` for appending, creating it with mode 0600, and refuses a
 /// file that group or others may access.
-fn open_file(sink: &str, path: &Path) -> Result<File, Error> {
+pub(crate) fn open_file(sink: &str, path: &Path) -> Result<File, Error> {
     let open_error = |source| Error::OpenFile {
         sink: sink.to_owned(),
         path: path.to_owned(),
