@@ -328,6 +328,7 @@ mod tests {
             audit_queue: 0,
             last_checkpoint_age: None,
             audit_ok: ok,
+            sinks: Vec::new(),
         }
     }
 

@@ -25,7 +25,7 @@ pub use config::{
 };
 pub use der::fuzz_subject;
 pub use detect::Detection;
-pub use metrics::{Gauges, Metrics};
+pub use metrics::{Gauges, Metrics, SinkGauge};
 pub use report::Reporter;
 pub use server::{Proxy, StartError};
 pub use tls::TlsSetupError;

@@ -53,6 +53,29 @@ pub struct Gauges {
     pub last_checkpoint_age: Option<Duration>,
     /// Whether the audit trail is being written; drives `/healthz`.
     pub audit_ok: bool,
+    /// The sinks that deliver from the audit trail.
+    pub sinks: Vec<SinkGauge>,
+}
+
+/// One delivering sink, as the metrics show it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SinkGauge {
+    /// The sink's name (a label).
+    pub name: String,
+    /// Records the receiver acknowledged.
+    pub sent: u64,
+    /// Failed send attempts.
+    pub failed: u64,
+    /// Records sent again after a failure.
+    pub retried: u64,
+    /// Records the receiver refused for good.
+    pub rejected: u64,
+    /// Durable events not yet delivered.
+    pub lag_events: u64,
+    /// Age of the oldest undelivered event, in milliseconds.
+    pub lag_ms: u64,
+    /// 0 up, 1 down, 2 parked.
+    pub state: u8,
 }
 
 impl Default for Metrics {
@@ -327,6 +350,25 @@ impl Metrics {
             )?;
         }
 
+        if !gauges.sinks.is_empty() {
+            type Field = fn(&SinkGauge) -> String;
+            let series: [(&str, &str, &str, Field); 7] = [
+                ("vigil_sink_sent_total", "counter", "Events a sink's receiver acknowledged.", |g| g.sent.to_string()),
+                ("vigil_sink_failed_total", "counter", "Failed send attempts of a sink.", |g| g.failed.to_string()),
+                ("vigil_sink_retried_total", "counter", "Events a sink sent again after a failure.", |g| g.retried.to_string()),
+                ("vigil_sink_rejected_total", "counter", "Events a sink's receiver refused for good.", |g| g.rejected.to_string()),
+                ("vigil_sink_lag_events", "gauge", "Sealed events a sink has not delivered yet.", |g| g.lag_events.to_string()),
+                ("vigil_sink_lag_seconds", "gauge", "Age of the oldest event a sink has not delivered.", |g| (g.lag_ms as f64 / 1000.0).to_string()),
+                ("vigil_sink_state", "gauge", "0 delivering, 1 down (retrying), 2 parked (refused for good).", |g| g.state.to_string()),
+            ];
+            for (name, kind, help, value) in series {
+                family(out, name, kind, help)?;
+                for g in &gauges.sinks {
+                    writeln!(out, "{name}{{sink=\"{}\"}} {}", g.name, value(g))?;
+                }
+            }
+        }
+
         family(out, "vigil_up", "gauge", "1 while vigil is running.")?;
         writeln!(out, "vigil_up 1")
     }
@@ -371,6 +413,7 @@ mod tests {
             audit_queue: 17,
             last_checkpoint_age: Some(Duration::from_millis(2500)),
             audit_ok: true,
+            sinks: Vec::new(),
         }
     }
 

@@ -39,6 +39,7 @@ impl Server {
             audit_queue: 3,
             last_checkpoint_age: Some(Duration::from_secs(12)),
             audit_ok: ok.load(Ordering::SeqCst),
+            sinks: Vec::new(),
         });
         let (shutdown, rx) = watch::channel(false);
         let task = tokio::spawn(serve(listener, metrics.clone(), gauges, rx));
@@ -381,6 +382,7 @@ async fn serve_returns_at_once_if_shutdown_is_already_requested() {
         audit_queue: 0,
         last_checkpoint_age: None,
         audit_ok: true,
+        sinks: Vec::new(),
     });
     tokio::time::timeout(
         PATIENCE,

@@ -187,6 +187,7 @@ fn hostile_messages_end_the_session_not_the_proxy() {
                 audit_queue: 0,
                 last_checkpoint_age: None,
                 audit_ok: true,
+                sinks: Vec::new(),
             })
             .contains("vigil_protocol_errors_total 4")
     );

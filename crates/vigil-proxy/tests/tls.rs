@@ -352,6 +352,7 @@ fn client_certificate_failures_each_have_their_event() {
         audit_queue: 0,
         last_checkpoint_age: None,
         audit_ok: true,
+        sinks: Vec::new(),
     });
     assert!(
         metrics.lines().any(|l| l == "vigil_tls_failures_total 3"),

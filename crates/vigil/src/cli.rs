@@ -223,18 +223,25 @@ fn config_check(path: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn sink_specs(cfg: &Config) -> Vec<SinkSpec> {
+/// The sinks the pipeline writes to directly: standard output and error,
+/// and with `files`, file sinks. (`vigil serve` delivers files and network
+/// sinks from the sealed audit log instead.)
+pub(crate) fn sink_specs(cfg: &Config, files: bool) -> Vec<SinkSpec> {
     cfg.sinks
         .iter()
-        .map(|s| SinkSpec {
-            name: s.name.clone(),
-            target: match &s.kind {
+        .filter_map(|s| {
+            let target = match &s.kind {
                 SinkKind::Stdout => Target::Stdout,
                 SinkKind::Stderr => Target::Stderr,
-                SinkKind::File { path } => Target::File(path.clone()),
-            },
-            format: s.format.clone(),
-            filter: s.filter.clone(),
+                SinkKind::File { path } if files => Target::File(path.clone()),
+                _ => return None,
+            };
+            Some(SinkSpec {
+                name: s.name.clone(),
+                target,
+                format: s.format.clone(),
+                filter: s.filter.clone(),
+            })
         })
         .collect()
 }
@@ -254,7 +261,7 @@ fn demo(config: Option<&Path>, format: Option<&str>) -> anyhow::Result<ExitCode>
             format: stdout_format(name)?,
             filter: vigil_event::Filter::all(),
         }],
-        None => sink_specs(&cfg),
+        None => sink_specs(&cfg, true),
     };
     let mut builder = Pipeline::builder()
         .origin(&cfg.service.origin)

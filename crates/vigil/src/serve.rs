@@ -206,7 +206,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .capacity(cfg.pipeline.queue_capacity)
         .overflow(cfg.pipeline.overflow)
         .audit(sealer);
-    for sink in sink_specs(&cfg) {
+    for sink in sink_specs(&cfg, false) {
         builder = builder.sink(sink);
     }
     let (pipeline, emitter) = builder.start()?;
@@ -313,6 +313,7 @@ async fn serve(
                         audit_queue: s.queued,
                         last_checkpoint_age: s.last_checkpoint_age,
                         audit_ok: !s.audit_failing,
+                        sinks: Vec::new(),
                     }
                 });
                 tokio::spawn(vigil_proxy::admin::serve(

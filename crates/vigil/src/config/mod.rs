@@ -33,9 +33,11 @@ mod locate;
 mod poison;
 mod proxy;
 mod raw;
+mod sinks;
 
 pub use detect::DetectConfig;
 pub use poison::PoisonConfig;
+pub use sinks::{DeliveryOptions, HttpApi, SyslogProtocol, TlsFiles};
 pub use proxy::{DEFAULT_LISTEN, DEFAULT_UPSTREAM, SchemaConfig};
 pub use vigil_proxy::ProxyConfig;
 
@@ -234,6 +236,8 @@ pub struct SinkConfig {
     pub format: Format,
     /// `min_severity`, `include` and `exclude`: which events the sink receives.
     pub filter: Filter,
+    /// How a file or network sink delivers from the audit log.
+    pub delivery: DeliveryOptions,
 }
 
 /// Where a sink writes.
@@ -249,6 +253,59 @@ pub enum SinkKind {
     Stderr,
     /// `type = "stdout"`: standard output.
     Stdout,
+    /// `type = "syslog"`: a syslog receiver over UDP, TCP or TLS.
+    Syslog {
+        /// `address`: host:port.
+        address: String,
+        /// `protocol`: udp, tcp (default) or tls.
+        protocol: SyslogProtocol,
+        /// The TLS settings, with `protocol = "tls"`.
+        tls: Option<TlsFiles>,
+    },
+    /// `type = "http"`: an HTTP collector.
+    Http {
+        /// `url`: where requests go.
+        url: String,
+        /// `api`: splunk_hec, elastic_bulk or webhook.
+        api: HttpApi,
+        /// `headers`: sent with every request.
+        headers: Vec<(String, String)>,
+        /// `token_env`: the environment variable holding the token.
+        token_env: Option<String>,
+        /// `gzip`: compress request bodies.
+        gzip: bool,
+        /// `tls_ca`: the CA of an https collector (default: none, so https
+        /// needs it).
+        tls_ca: Option<PathBuf>,
+    },
+    /// `type = "nats"`: a NATS JetStream subject.
+    Nats {
+        /// `address`: host:port of a NATS server.
+        address: String,
+        /// `subject`: where events are published.
+        subject: String,
+        /// `stream`: the JetStream stream that captures the subject.
+        stream: Option<String>,
+        /// `create_stream`: create the stream when it is missing.
+        create_stream: bool,
+        /// `user`: the NATS user.
+        user: Option<String>,
+        /// `password_env`: the environment variable holding its password.
+        password_env: Option<String>,
+        /// `token_env`: the environment variable holding a NATS token.
+        token_env: Option<String>,
+    },
+    /// `type = "postgres"`: a table in a PostgreSQL database.
+    Postgres {
+        /// `conninfo`: libpq-style connection settings, without the password.
+        conninfo: String,
+        /// `password_env`: the environment variable holding the password.
+        password_env: Option<String>,
+        /// `table`: the table (default `vigil_events`).
+        table: String,
+        /// `create_table`: create the table when it is missing.
+        create_table: bool,
+    },
 }
 
 impl SinkKind {
@@ -258,7 +315,17 @@ impl SinkKind {
             SinkKind::File { .. } => "file",
             SinkKind::Stderr => "stderr",
             SinkKind::Stdout => "stdout",
+            SinkKind::Syslog { .. } => "syslog",
+            SinkKind::Http { .. } => "http",
+            SinkKind::Nats { .. } => "nats",
+            SinkKind::Postgres { .. } => "postgres",
         }
+    }
+
+    /// Whether the sink delivers from the sealed audit log through a cursor
+    /// (files and network sinks) rather than straight from the pipeline.
+    pub fn delivers_from_log(&self) -> bool {
+        !matches!(self, SinkKind::Stdout | SinkKind::Stderr)
     }
 }
 
@@ -300,6 +367,7 @@ impl Default for SinkConfig {
             kind: SinkKind::Stdout,
             format: Format::Text,
             filter: Filter::new(DEFAULT_SEVERITY, &[], &[]),
+            delivery: DeliveryOptions::default(),
         }
     }
 }
@@ -315,7 +383,7 @@ fn default_proxy() -> ProxyConfig {
 }
 
 /// The names `type` accepts.
-const SINK_TYPES: [&str; 3] = ["stdout", "stderr", "file"];
+const SINK_TYPES: [&str; 7] = ["stdout", "stderr", "file", "syslog", "http", "nats", "postgres"];
 
 const DEFAULT_SEVERITY: Severity = Severity::Info;
 /// The origin when the host name cannot be read.
@@ -576,16 +644,26 @@ fn pipeline(raw: RawPipeline, at: &KeyPath) -> Result<PipelineConfig, Invalid> {
 }
 
 fn sink(raw: RawSink, index: usize, at: &KeyPath, cx: &Context<'_>) -> Result<SinkConfig, Invalid> {
-    let Some(type_name) = raw.kind else {
+    let Some(type_name) = raw.kind.clone() else {
         return Err(Invalid::new(
             at.key("type"),
-            "missing sink type; add type = \"stdout\", \"stderr\" or \"file\"",
+            "missing sink type; add type = \"stdout\", \"stderr\", \"file\", \"syslog\", \"http\", \"nats\" or \"postgres\"",
         ));
     };
     if let Some(name) = &raw.name {
         sink_name(name).map_err(|why| Invalid::new(at.key("name"), why))?;
     }
+    sinks::check_keys(&raw, &type_name, at)?;
+    let delivery = sinks::options(&raw, at)?;
+    let network = sinks::network(&raw, &type_name, cx.dir, at)?;
+    if let (Some(_), Some(_)) = (&network, &raw.path) {
+        return Err(Invalid::new(
+            at.key("path"),
+            format!("not allowed on a {type_name} sink; remove it, or set type = \"file\""),
+        ));
+    }
     let kind = match (type_name.as_str(), raw.path) {
+        _ if network.is_some() => network.unwrap_or(SinkKind::Stdout),
         ("file", Some(path)) => SinkKind::File {
             path: file_path(&path, cx.dir, &at.key("path"))?,
         },
@@ -647,6 +725,7 @@ fn sink(raw: RawSink, index: usize, at: &KeyPath, cx: &Context<'_>) -> Result<Si
         kind,
         format,
         filter,
+        delivery,
     })
 }
 
@@ -691,9 +770,20 @@ fn format(
     cx: &Context<'_>,
 ) -> Result<Format, Invalid> {
     let name = name.unwrap_or(match kind {
-        SinkKind::File { .. } => "json",
+        SinkKind::Syslog { .. } => "syslog",
         SinkKind::Stderr | SinkKind::Stdout => "text",
+        _ => "json",
     });
+    let json_only = matches!(kind, SinkKind::Http { .. } | SinkKind::Postgres { .. });
+    if json_only && !matches!(name, "json" | "ocsf") {
+        return Err(Invalid::new(
+            at.key("format"),
+            format!(
+                "a {} sink sends JSON documents; use format = \"json\" or \"ocsf\", not {name:?}",
+                kind.as_str()
+            ),
+        ));
+    }
     if name == "syslog" {
         // Not `Format::from_name`: its defaults read the host name, and
         // validation does no I/O.

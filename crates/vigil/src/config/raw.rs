@@ -64,6 +64,38 @@ pub(super) struct RawSink {
     pub(super) include: Option<Vec<RawSelector>>,
     pub(super) exclude: Option<Vec<RawSelector>>,
     pub(super) syslog: Option<RawSyslog>,
+    // Delivery from the audit log (file and network sinks).
+    pub(super) batch: Option<i64>,
+    pub(super) timeout_ms: Option<i64>,
+    pub(super) retry_max_ms: Option<i64>,
+    pub(super) lag_alert: Option<i64>,
+    // file
+    pub(super) max_mb: Option<i64>,
+    pub(super) keep: Option<i64>,
+    // syslog, nats
+    pub(super) address: Option<String>,
+    pub(super) protocol: Option<String>,
+    pub(super) tls_ca: Option<String>,
+    pub(super) tls_server_name: Option<String>,
+    pub(super) tls_cert: Option<String>,
+    pub(super) tls_key: Option<String>,
+    // http
+    pub(super) url: Option<String>,
+    pub(super) api: Option<String>,
+    pub(super) index: Option<String>,
+    pub(super) token_env: Option<String>,
+    pub(super) headers: Option<std::collections::BTreeMap<String, String>>,
+    pub(super) gzip: Option<bool>,
+    // nats
+    pub(super) subject: Option<String>,
+    pub(super) stream: Option<String>,
+    pub(super) create_stream: Option<bool>,
+    pub(super) user: Option<String>,
+    pub(super) password_env: Option<String>,
+    // postgres
+    pub(super) conninfo: Option<String>,
+    pub(super) table: Option<String>,
+    pub(super) create_table: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
