@@ -494,6 +494,27 @@ impl PgServer {
         }
         let _ = child.wait();
     }
+
+    /// Starts the server again after [`stop`](Self::stop), on the same port
+    /// and data directory, and waits until it accepts connections (at most
+    /// 30 s): what clients see when a database restarts. Does nothing while
+    /// it runs.
+    ///
+    /// Fails if another process took the port in the meantime, or if the
+    /// server does not start; the error then shows the end of the server
+    /// log.
+    pub fn start_again(&mut self) -> io::Result<()> {
+        if let Some(child) = &mut self.child {
+            if matches!(child.try_wait(), Ok(None)) {
+                return Ok(());
+            }
+            self.child = None;
+        }
+        match self.launch(self.port) {
+            Ok(()) => Ok(()),
+            Err(Launch::PortTaken(e) | Launch::Failed(e)) => Err(e),
+        }
+    }
 }
 
 impl Drop for PgServer {

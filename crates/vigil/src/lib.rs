@@ -12,4 +12,5 @@ mod demo;
 mod keys_cmd;
 mod poison_cmd;
 mod serve;
+mod ship;
 mod tour;

@@ -15,10 +15,16 @@ use vigil_keys::{AUDIT_HMAC, CHECKPOINT_SIGNING};
 use vigil_proxy::schema::{self, SchemaConnect};
 use vigil_proxy::{Gauges, Metrics, Proxy, Reporter};
 use vigil_ship::Pipeline;
+use vigil_ship::deliver::Delivery;
 use zeroize::Zeroizing;
 
 use crate::cli::{EXIT_USAGE, sink_specs};
 use crate::config::{self, AuditConfig, Config};
+
+/// How long the sinks may take, after the final checkpoint, to deliver what
+/// is left before vigil exits. What they do not take is delivered after the
+/// next start.
+const DELIVERY_DRAIN: Duration = Duration::from_secs(5);
 
 /// `vigil serve` arguments.
 #[derive(Debug, clap::Args)]
@@ -201,6 +207,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
+    let durable = sealer.durable();
     let mut builder = Pipeline::builder()
         .origin(&cfg.service.origin)
         .capacity(cfg.pipeline.queue_capacity)
@@ -213,6 +220,15 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     while let Some(q) = key_rx.try_recv() {
         emitter.emit(q.event);
     }
+    let delivery = match crate::ship::start(&cfg, &audit, durable, emitter.clone()) {
+        Ok(d) => d.map(Arc::new),
+        Err(e) => {
+            eprintln!("vigil: {e:#}");
+            drop(emitter);
+            let _ = pipeline.shutdown();
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
     emitter.emit(
         Event::new(
             catalog::SERVICE_STARTED,
@@ -253,7 +269,14 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .build(),
     }
     .context("cannot start the runtime")?;
-    let code = runtime.block_on(serve(&args, cfg, emitter.clone(), &pipeline, &store));
+    let code = runtime.block_on(serve(
+        &args,
+        cfg,
+        emitter.clone(),
+        &pipeline,
+        delivery.as_ref(),
+        &store,
+    ));
     runtime.shutdown_timeout(Duration::from_secs(1));
     drop(emitter);
     match Arc::try_unwrap(pipeline) {
@@ -261,6 +284,10 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             p.shutdown()?;
         }
         Err(p) => drop(p),
+    }
+    // The final checkpoint is sealed: let the sinks take what is left.
+    if let Some(d) = delivery.and_then(|d| Arc::try_unwrap(d).ok()) {
+        d.shutdown(DELIVERY_DRAIN);
     }
     Ok(code)
 }
@@ -279,6 +306,7 @@ async fn serve(
     cfg: Config,
     emitter: Emitter,
     pipeline: &Arc<Pipeline>,
+    delivery: Option<&Arc<Delivery>>,
     store: &vigil_keys::KeyStore,
 ) -> ExitCode {
     let metrics = Arc::new(Metrics::new());
@@ -306,6 +334,7 @@ async fn serve(
                     .field("purpose", "admin"),
                 );
                 let p = Arc::clone(pipeline);
+                let d = delivery.cloned();
                 let gauges = Arc::new(move || {
                     let s = p.stats();
                     Gauges {
@@ -313,7 +342,10 @@ async fn serve(
                         audit_queue: s.queued,
                         last_checkpoint_age: s.last_checkpoint_age,
                         audit_ok: !s.audit_failing,
-                        sinks: Vec::new(),
+                        sinks: d
+                            .as_ref()
+                            .map(|d| crate::ship::gauges(d.stats()))
+                            .unwrap_or_default(),
                     }
                 });
                 tokio::spawn(vigil_proxy::admin::serve(
@@ -359,6 +391,10 @@ async fn serve(
             _ = proxy.stop_requested() => break None,
             _ = hup.recv() => {
                 reporter.emit(Event::new(catalog::SIGNAL_SIGHUP, "SIGHUP received: reloading the configuration"));
+                if let Some(d) = delivery {
+                    // Files are reopened (logrotate) and parked sinks retried.
+                    d.reopen();
+                }
                 if let Some(next) = reload(args, &current, &proxy, &reporter, store) {
                     current = next;
                     spawn_schema_check(&current, &reporter);

@@ -397,6 +397,11 @@ impl Runner {
                     if let Some(t) = oldest {
                         set_lag_ms(&self.ctl.shared, t);
                     }
+                    let limit = self.ctl.limit();
+                    if limit != u64::MAX {
+                        c.lag_events
+                            .store(limit.saturating_sub(self.cursor.seq), Ordering::Relaxed);
+                    }
                     if self.ctl.down_since.is_none() {
                         self.ctl.down_since = Some(Instant::now());
                         c.state.store(DOWN, Ordering::Relaxed);

@@ -1,0 +1,383 @@
+//! `vigil serve` delivering to real receivers under load: each durable
+//! receiver is stopped for 30 seconds and started again, and vigil itself
+//! is killed with SIGKILL while delivering; afterwards every sealed event
+//! has arrived, duplicates are at most one batch and removable by
+//! `(origin, seq)`.
+
+#![allow(clippy::unwrap_used)] // tests may panic
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use vigil_event::{Event, catalog};
+use vigil_seal::{LineFormat, list_segments, split_sealed};
+use vigil_ship::transport::nats::{NatsClient, NatsConfig};
+use vigil_testkit::nats::NatsServer;
+use vigil_testkit::postgres::{PgServer, SUPERUSER, SUPERUSER_PASSWORD};
+
+const MASTER: &str = "dmlnaWwtc2hpcC10ZXN0LW1hc3Rlci1rZXktMzJieXQ="; // 32 bytes
+const ORIGIN: &str = "ship-test";
+/// The sinks' batch: the most duplicates a failure may cause.
+const BATCH: usize = 500;
+/// How long each receiver is down in the outage tests.
+const OUTAGE: Duration = Duration::from_secs(30);
+
+fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// A receiver the test can stop, start again and read back.
+trait Receiver {
+    /// The `[[sinks]]` table for it, named `sink`.
+    fn sink_toml(&self) -> String;
+    fn stop(&mut self);
+    fn start_again(&mut self);
+    /// `(origin, seq)` of every event it holds, duplicates included.
+    fn received(&self) -> Vec<(String, u64)>;
+}
+
+struct Nats {
+    server: NatsServer,
+}
+
+impl Nats {
+    fn start() -> Nats {
+        Nats {
+            server: NatsServer::start().unwrap(),
+        }
+    }
+    fn config(&self) -> NatsConfig {
+        NatsConfig::new(self.server.url(), "vigil.events")
+    }
+}
+
+impl Receiver for Nats {
+    fn sink_toml(&self) -> String {
+        format!(
+            "[[sinks]]\nname = \"sink\"\ntype = \"nats\"\naddress = \"{}\"\nsubject = \"vigil.events\"\n\
+             stream = \"VIGIL\"\ncreate_stream = true\nbatch = {BATCH}\nretry_max_ms = 1000\ntimeout_ms = 2000\n",
+            self.server.url()
+        )
+    }
+    fn stop(&mut self) {
+        self.server.stop();
+    }
+    fn start_again(&mut self) {
+        self.server.start_again().unwrap();
+    }
+    fn received(&self) -> Vec<(String, u64)> {
+        let mut client = NatsClient::connect(&self.config()).unwrap();
+        let info = client.request("$JS.API.STREAM.INFO.VIGIL", b"").unwrap();
+        let info: serde_json::Value = serde_json::from_slice(&info).unwrap();
+        let (first, last) = (
+            info["state"]["first_seq"].as_u64().unwrap(),
+            info["state"]["last_seq"].as_u64().unwrap(),
+        );
+        let mut out = Vec::new();
+        for seq in first..=last {
+            let reply = client
+                .request(
+                    "$JS.API.STREAM.MSG.GET.VIGIL",
+                    format!("{{\"seq\":{seq}}}").as_bytes(),
+                )
+                .unwrap();
+            let reply: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(reply["message"]["data"].as_str().unwrap())
+                .unwrap();
+            let ev = Event::from_json(&data).unwrap();
+            out.push((ev.origin.to_string(), ev.seq));
+        }
+        out
+    }
+}
+
+/// A PostgreSQL for the proxy, with pgbench's tables.
+fn database() -> PgServer {
+    let pg = PgServer::start().unwrap();
+    let out = Command::new(pgbench_program(&pg))
+        .args(["-i", "-q", "-s", "1"])
+        .envs(pg_env(pg.port()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    pg
+}
+
+fn pgbench_program(pg: &PgServer) -> PathBuf {
+    let own = pg.bindir().join("pgbench");
+    if own.is_file() { own } else { PathBuf::from("/usr/bin/pgbench") }
+}
+
+fn pg_env(port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("PGHOST", "127.0.0.1".into()),
+        ("PGPORT", port.to_string()),
+        ("PGUSER", SUPERUSER.into()),
+        ("PGDATABASE", "postgres".into()),
+        ("PGPASSWORD", SUPERUSER_PASSWORD.into()),
+        ("PGSSLMODE", "disable".into()),
+    ]
+}
+
+/// `vigil serve` in a directory of its own.
+struct Service {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    port: u16,
+    admin: u16,
+    child: Option<Child>,
+}
+
+impl Service {
+    fn start(pg: &PgServer, sink_toml: &str) -> Service {
+        let dir = vigil_testkit::tempdir();
+        let port = vigil_testkit::free_port();
+        let admin = vigil_testkit::free_port();
+        let config = dir.path().join("vigil.toml");
+        let text = format!(
+            "[service]\norigin = \"{ORIGIN}\"\ndata_dir = \"{data}\"\n\n\
+             [proxy]\nlisten = \"127.0.0.1:{port}\"\nupstream = \"{upstream}\"\ncoverage = \"all\"\nshutdown_timeout_s = 2\n\n\
+             [admin]\nlisten = \"127.0.0.1:{admin}\"\n\n[audit]\ndir = \"{data}/audit\"\nkey_dir = \"{data}/keys\"\n\
+             segment_max_mb = 1\ncheckpoint_interval_s = 5\n\n{sink_toml}",
+            data = dir.path().join("data").display(),
+            upstream = pg.addr(),
+        );
+        std::fs::write(&config, text).unwrap();
+        let mut s = Service {
+            dir,
+            config,
+            port,
+            admin,
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let log = |name: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.path().join(name))
+                .unwrap()
+        };
+        let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .env("VIGIL_MASTER_KEY", MASTER)
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .stdout(log("stdout.txt"))
+            .stderr(log("stderr.txt"))
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let port = self.port;
+        wait_until("the proxy listener", Duration::from_secs(30), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+    }
+
+    fn signal(&mut self, name: &str) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{name}");
+        child.wait().unwrap()
+    }
+
+    fn stop(&mut self) {
+        let status = self.signal("TERM");
+        assert!(status.success(), "vigil exits 0 on SIGTERM; stderr: {}", self.stderr());
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.txt")).unwrap_or_default()
+    }
+
+    fn metric(&self, series: &str) -> Option<f64> {
+        let text = http_get(self.admin, "/metrics");
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    /// Waits until the sink has delivered everything durable and is up.
+    fn wait_delivered(&self) {
+        wait_until("the sink to catch up", Duration::from_secs(60), || {
+            self.metric("vigil_sink_lag_events{sink=\"sink\"}") == Some(0.0)
+                && self.metric("vigil_sink_state{sink=\"sink\"}") == Some(0.0)
+        });
+    }
+
+    /// Every sealed event, in seq order.
+    fn sealed(&self) -> Vec<Event> {
+        let audit = self.dir.path().join("data/audit");
+        let mut out = Vec::new();
+        for (_, path) in list_segments(&audit).unwrap() {
+            for line in std::fs::read(&path).unwrap().split(|b| *b == b'\n') {
+                if line.is_empty() {
+                    continue;
+                }
+                let (record, _) = split_sealed(LineFormat::Json, line).unwrap();
+                out.push(Event::from_json(&record).unwrap());
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// pgbench -S through the proxy at a steady rate, for `secs` seconds.
+fn load(pg: &PgServer, port: u16, secs: u64) -> Child {
+    Command::new(pgbench_program(pg))
+        .args(["-n", "-S", "-c", "2", "-j", "1", "-R", "300", "-T", &secs.to_string()])
+        .envs(pg_env(port))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Every sealed event arrived; duplicates are at most one batch.
+fn assert_complete(sealed: &[Event], received: &[(String, u64)]) {
+    let mut counts: HashMap<u64, usize> = HashMap::new();
+    for (origin, seq) in received {
+        assert_eq!(origin, ORIGIN);
+        *counts.entry(*seq).or_default() += 1;
+    }
+    let missing: Vec<u64> = sealed
+        .iter()
+        .map(|e| e.seq)
+        .filter(|s| !counts.contains_key(s))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} sealed events never arrived, e.g. {:?}",
+        missing.len(),
+        sealed.len(),
+        &missing[..missing.len().min(10)]
+    );
+    let duplicates: usize = counts.values().map(|c| c - 1).sum();
+    assert!(
+        duplicates <= BATCH,
+        "{duplicates} duplicates, more than one batch ({BATCH})"
+    );
+    eprintln!(
+        "{} sealed, {} received, {duplicates} duplicates",
+        sealed.len(),
+        received.len()
+    );
+}
+
+fn reported(sealed: &[Event], kind: vigil_event::Kind) -> Vec<&Event> {
+    sealed
+        .iter()
+        .filter(|e| {
+            e.kind == kind && e.field_value("sink").is_some_and(|v| v.to_string().contains("sink"))
+        })
+        .collect()
+}
+
+/// Stops the receiver for [`OUTAGE`] under load, then checks that nothing
+/// was lost.
+fn outage(mut rx: impl Receiver) {
+    let pg = database();
+    let mut svc = Service::start(&pg, &rx.sink_toml());
+    let mut bench = load(&pg, svc.port, OUTAGE.as_secs() + 12);
+    std::thread::sleep(Duration::from_secs(5));
+    rx.stop();
+    std::thread::sleep(OUTAGE / 2);
+    assert_eq!(
+        svc.metric("vigil_sink_state{sink=\"sink\"}"),
+        Some(1.0),
+        "the sink is down while the receiver is"
+    );
+    let lag = svc.metric("vigil_sink_lag_events{sink=\"sink\"}").unwrap();
+    assert!(lag > 100.0, "events wait for the receiver: lag {lag}");
+    std::thread::sleep(OUTAGE / 2);
+    rx.start_again();
+    let status = bench.wait().unwrap();
+    assert!(status.success(), "pgbench through vigil: {status}");
+    svc.wait_delivered();
+    svc.stop();
+    let sealed = svc.sealed();
+    assert!(
+        sealed.iter().filter(|e| e.kind == catalog::STATEMENT_EXECUTED).count() > 5000,
+        "the load ran"
+    );
+    assert_complete(&sealed, &rx.received());
+    let down = reported(&sealed, catalog::SINK_DOWN);
+    assert_eq!(down.len(), 1, "one sink.down per outage");
+    assert!(!down[0].field_value("reason").unwrap().to_string().is_empty());
+    assert_eq!(reported(&sealed, catalog::SINK_UP).len(), 1);
+}
+
+/// Kills vigil with SIGKILL while it delivers, starts it again, and checks
+/// that nothing was lost.
+fn killed_while_delivering(rx: impl Receiver) {
+    let pg = database();
+    let mut svc = Service::start(&pg, &rx.sink_toml());
+    let mut bench = load(&pg, svc.port, 30);
+    std::thread::sleep(Duration::from_secs(6));
+    let sent_before = svc.metric("vigil_sink_sent_total{sink=\"sink\"}").unwrap_or(0.0);
+    assert!(sent_before > 0.0, "delivering when killed");
+    let status = svc.signal("KILL");
+    assert!(!status.success());
+    let _ = bench.kill();
+    let _ = bench.wait();
+    svc.spawn();
+    let mut bench = load(&pg, svc.port, 4);
+    assert!(bench.wait().unwrap().success());
+    svc.wait_delivered();
+    svc.stop();
+    let sealed = svc.sealed();
+    assert!(
+        sealed.iter().any(|e| e.kind == catalog::AUDIT_RECOVERED)
+            || sealed.iter().filter(|e| e.kind == catalog::SERVICE_STARTED).count() == 2,
+        "the second start opened the same log"
+    );
+    assert_complete(&sealed, &rx.received());
+}
+
+#[test]
+fn nats_outage_loses_nothing() {
+    outage(Nats::start());
+}
+
+#[test]
+fn nats_restart_after_sigkill_loses_nothing() {
+    killed_while_delivering(Nats::start());
+}
+
+#[allow(dead_code)]
+fn unused(_: &Path) {}
