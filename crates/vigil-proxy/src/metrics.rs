@@ -353,13 +353,48 @@ impl Metrics {
         if !gauges.sinks.is_empty() {
             type Field = fn(&SinkGauge) -> String;
             let series: [(&str, &str, &str, Field); 7] = [
-                ("vigil_sink_sent_total", "counter", "Events a sink's receiver acknowledged.", |g| g.sent.to_string()),
-                ("vigil_sink_failed_total", "counter", "Failed send attempts of a sink.", |g| g.failed.to_string()),
-                ("vigil_sink_retried_total", "counter", "Events a sink sent again after a failure.", |g| g.retried.to_string()),
-                ("vigil_sink_rejected_total", "counter", "Events a sink's receiver refused for good.", |g| g.rejected.to_string()),
-                ("vigil_sink_lag_events", "gauge", "Sealed events a sink has not delivered yet.", |g| g.lag_events.to_string()),
-                ("vigil_sink_lag_seconds", "gauge", "Age of the oldest event a sink has not delivered.", |g| (g.lag_ms as f64 / 1000.0).to_string()),
-                ("vigil_sink_state", "gauge", "0 delivering, 1 down (retrying), 2 parked (refused for good).", |g| g.state.to_string()),
+                (
+                    "vigil_sink_sent_total",
+                    "counter",
+                    "Events a sink's receiver acknowledged.",
+                    |g| g.sent.to_string(),
+                ),
+                (
+                    "vigil_sink_failed_total",
+                    "counter",
+                    "Failed send attempts of a sink.",
+                    |g| g.failed.to_string(),
+                ),
+                (
+                    "vigil_sink_retried_total",
+                    "counter",
+                    "Events a sink sent again after a failure.",
+                    |g| g.retried.to_string(),
+                ),
+                (
+                    "vigil_sink_rejected_total",
+                    "counter",
+                    "Events a sink's receiver refused for good.",
+                    |g| g.rejected.to_string(),
+                ),
+                (
+                    "vigil_sink_lag_events",
+                    "gauge",
+                    "Sealed events a sink has not delivered yet.",
+                    |g| g.lag_events.to_string(),
+                ),
+                (
+                    "vigil_sink_lag_seconds",
+                    "gauge",
+                    "Age of the oldest event a sink has not delivered.",
+                    |g| (g.lag_ms as f64 / 1000.0).to_string(),
+                ),
+                (
+                    "vigil_sink_state",
+                    "gauge",
+                    "0 delivering, 1 down (retrying), 2 parked (refused for good).",
+                    |g| g.state.to_string(),
+                ),
             ];
             for (name, kind, help, value) in series {
                 family(out, name, kind, help)?;

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use vigil_event::{Emitter, Event, Filter, Format, Overflow, Selector, Severity, catalog};
 use vigil_seal::{CheckpointSigner, LineFormat, SealConfig, SealKeys, Sealer, SyncPolicy};
+use vigil_ship::Pipeline;
 use vigil_ship::deliver::{Cursor, Delivery, DeliveryConfig, DeliverySink, SinkState};
 use vigil_ship::transport::file::{FileConfig, FileTransport};
 use vigil_ship::transport::{Record, SendError, Sent, Transport};
-use vigil_ship::Pipeline;
 use zeroize::Zeroizing;
 
 /// A receiver in memory whose answers the test scripts.
@@ -25,7 +25,12 @@ struct Memory {
 
 impl Memory {
     fn seqs(&self) -> Vec<u64> {
-        self.got.lock().unwrap().iter().map(|(s, _, _)| *s).collect()
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(s, _, _)| *s)
+            .collect()
     }
     fn then(&self, answer: Result<Sent, SendError>) {
         self.script.lock().unwrap().push_back(answer);
@@ -34,7 +39,12 @@ impl Memory {
 
 impl Transport for Memory {
     fn send(&mut self, batch: &[Record<'_>]) -> Result<Sent, SendError> {
-        let answer = self.script.lock().unwrap().pop_front().unwrap_or(Ok(Sent::all()));
+        let answer = self
+            .script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Ok(Sent::all()));
         if let Ok(sent) = &answer {
             let mut got = self.got.lock().unwrap();
             for (i, r) in batch.iter().enumerate() {
@@ -152,7 +162,8 @@ fn count(events: &[Event], kind: vigil_event::Kind, sink: &str) -> usize {
         .iter()
         .filter(|e| {
             e.kind == kind
-                && e.field_value("sink").is_some_and(|v| v.to_string().contains(sink))
+                && e.field_value("sink")
+                    .is_some_and(|v| v.to_string().contains(sink))
         })
         .count()
 }
@@ -177,7 +188,11 @@ fn delivers_every_entry_in_order_across_segments_and_keeps_the_cursor() {
     for (seq, formatted, sealed_line) in mem.got.lock().unwrap().iter() {
         let (record, seal) = vigil_seal::split_sealed(LineFormat::Json, sealed_line).unwrap();
         assert_eq!(seal.seq, *seq);
-        assert_eq!(&record[..], &formatted[..], "json sink gets the record as sealed");
+        assert_eq!(
+            &record[..],
+            &formatted[..],
+            "json sink gets the record as sealed"
+        );
     }
     assert!(stats[0].sent >= 2000 && stats[0].cursor == *seqs.last().unwrap());
     let cursor = Cursor::load(&log.dir.path().join("state/mem.cursor")).unwrap();
@@ -191,20 +206,36 @@ fn a_failing_receiver_is_retried_reported_down_then_up_and_loses_nothing() {
     let log = Log::new();
     let mem = Memory::default();
     for _ in 0..5 {
-        mem.then(Err(SendError::Retry("connection refused by 127.0.0.1:9".into())));
+        mem.then(Err(SendError::Retry(
+            "connection refused by 127.0.0.1:9".into(),
+        )));
     }
     let delivery = Delivery::start(log.config(), vec![sink("flaky", mem.clone())]).unwrap();
     log.emit(300);
-    wait_until("300 delivered", Duration::from_secs(20), || mem.seqs().len() >= 300);
+    wait_until("300 delivered", Duration::from_secs(20), || {
+        mem.seqs().len() >= 300
+    });
     // Let the sink's own reports be sealed and delivered too.
     std::thread::sleep(Duration::from_millis(200));
     let stats = delivery.shutdown(Duration::from_secs(5));
     let log = log.close();
     let sealed = log.sealed();
-    assert_eq!(count(&sealed, catalog::SINK_DOWN, "flaky"), 1, "one down report per outage");
+    assert_eq!(
+        count(&sealed, catalog::SINK_DOWN, "flaky"),
+        1,
+        "one down report per outage"
+    );
     assert_eq!(count(&sealed, catalog::SINK_UP, "flaky"), 1);
-    let down = sealed.iter().find(|e| e.kind == catalog::SINK_DOWN).unwrap();
-    assert!(down.field_value("reason").unwrap().to_string().contains("connection refused"));
+    let down = sealed
+        .iter()
+        .find(|e| e.kind == catalog::SINK_DOWN)
+        .unwrap();
+    assert!(
+        down.field_value("reason")
+            .unwrap()
+            .to_string()
+            .contains("connection refused")
+    );
     let seqs = mem.seqs();
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
     assert_eq!(stats[0].failed, 5);
@@ -221,19 +252,32 @@ fn partial_refusals_retry_some_and_set_others_aside() {
         retry: vec![2, 3],
     }));
     log.emit(50);
-    wait_until("50 durable", Duration::from_secs(10), || log.durable.synced() >= 50);
+    wait_until("50 durable", Duration::from_secs(10), || {
+        log.durable.synced() >= 50
+    });
     let delivery = Delivery::start(log.config(), vec![sink("bulk", mem.clone())]).unwrap();
-    wait_until("49 delivered", Duration::from_secs(20), || mem.seqs().len() >= 49);
+    wait_until("49 delivered", Duration::from_secs(20), || {
+        mem.seqs().len() >= 49
+    });
     std::thread::sleep(Duration::from_millis(200));
     let stats = delivery.shutdown(Duration::from_secs(5));
     let log = log.close();
     let mut seqs = mem.seqs();
     seqs.sort_unstable();
     seqs.dedup();
-    assert!(!seqs.contains(&2), "the refused record is not delivered: {seqs:?}");
-    assert!(seqs.contains(&3) && seqs.contains(&4), "retried records arrive");
+    assert!(
+        !seqs.contains(&2),
+        "the refused record is not delivered: {seqs:?}"
+    );
+    assert!(
+        seqs.contains(&3) && seqs.contains(&4),
+        "retried records arrive"
+    );
     let rejected = std::fs::read_to_string(log.dir.path().join("state/bulk.rejected")).unwrap();
-    assert!(rejected.starts_with("seq=2\tmapper_parsing_exception"), "{rejected}");
+    assert!(
+        rejected.starts_with("seq=2\tmapper_parsing_exception"),
+        "{rejected}"
+    );
     assert_eq!(stats[0].rejected, 1);
     let sealed = log.sealed();
     assert_eq!(count(&sealed, catalog::SINK_REJECTED, "bulk"), 1);
@@ -253,12 +297,23 @@ fn a_refusing_receiver_is_parked_until_reopened() {
     assert!(mem.seqs().is_empty(), "a parked sink does not retry");
     assert_eq!(delivery.stats()[0].failed, 1);
     delivery.reopen();
-    wait_until("delivered after reopen", Duration::from_secs(10), || mem.seqs().len() >= 20);
+    wait_until("delivered after reopen", Duration::from_secs(10), || {
+        mem.seqs().len() >= 20
+    });
     assert!(*mem.reopened.lock().unwrap() >= 1);
     delivery.shutdown(Duration::from_secs(5));
     let sealed = log.close().sealed();
-    let parked = sealed.iter().find(|e| e.kind == catalog::SINK_PARKED).unwrap();
-    assert!(parked.field_value("reason").unwrap().to_string().contains("401"));
+    let parked = sealed
+        .iter()
+        .find(|e| e.kind == catalog::SINK_PARKED)
+        .unwrap();
+    assert!(
+        parked
+            .field_value("reason")
+            .unwrap()
+            .to_string()
+            .contains("401")
+    );
 }
 
 #[test]
@@ -267,7 +322,9 @@ fn a_restart_resumes_at_the_cursor() {
     let mem = Memory::default();
     let delivery = Delivery::start(log.config(), vec![sink("mem", mem.clone())]).unwrap();
     log.emit(500);
-    wait_until("some delivered", Duration::from_secs(20), || mem.seqs().len() >= 200);
+    wait_until("some delivered", Duration::from_secs(20), || {
+        mem.seqs().len() >= 200
+    });
     drop(delivery);
     let before = mem.seqs();
     log.emit(500);
@@ -296,10 +353,15 @@ fn the_filter_applies_but_checkpoints_always_pass() {
     let log = Log::new();
     let mem = Memory::default();
     let mut s = sink("auth", mem.clone());
-    s.filter = Filter::new(Severity::Info, &[Selector::parse("auth.failed").unwrap()], &[]);
+    s.filter = Filter::new(
+        Severity::Info,
+        &[Selector::parse("auth.failed").unwrap()],
+        &[],
+    );
     let delivery = Delivery::start(log.config(), vec![s]).unwrap();
     log.emit(1200);
-    log.emitter.emit(Event::new(catalog::AUTH_FAILED, "bad password").field("sqlstate", "28P01"));
+    log.emitter
+        .emit(Event::new(catalog::AUTH_FAILED, "bad password").field("sqlstate", "28P01"));
     let log = log.close();
     let last = log.sealed().len() as u64;
     wait_until("cursor at the end", Duration::from_secs(20), || {
@@ -307,11 +369,28 @@ fn the_filter_applies_but_checkpoints_always_pass() {
     });
     delivery.shutdown(Duration::from_secs(5));
     let got = mem.got.lock().unwrap();
-    let events: Vec<Event> = got.iter().map(|(_, f, _)| Event::from_json(f).unwrap()).collect();
-    assert_eq!(events.iter().filter(|e| e.kind == catalog::AUTH_FAILED).count(), 1);
-    assert!(events.iter().all(|e| e.kind == catalog::AUTH_FAILED || e.kind == catalog::AUDIT_CHECKPOINT));
+    let events: Vec<Event> = got
+        .iter()
+        .map(|(_, f, _)| Event::from_json(f).unwrap())
+        .collect();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == catalog::AUTH_FAILED)
+            .count(),
+        1
+    );
     assert!(
-        events.iter().filter(|e| e.kind == catalog::AUDIT_CHECKPOINT).count() >= 2,
+        events
+            .iter()
+            .all(|e| e.kind == catalog::AUTH_FAILED || e.kind == catalog::AUDIT_CHECKPOINT)
+    );
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.kind == catalog::AUDIT_CHECKPOINT)
+            .count()
+            >= 2,
         "checkpoints reach every sink"
     );
 }
@@ -330,9 +409,11 @@ fn a_sink_behind_deleted_segments_is_reported_not_silently_skipped() {
     let log = Log::open(log.dir);
     let mem = Memory::default();
     let delivery = Delivery::start(log.config(), vec![sink("late", mem.clone())]).unwrap();
-    wait_until("delivery from the oldest segment", Duration::from_secs(20), || {
-        mem.seqs().first() == Some(&oldest)
-    });
+    wait_until(
+        "delivery from the oldest segment",
+        Duration::from_secs(20),
+        || mem.seqs().first() == Some(&oldest),
+    );
     std::thread::sleep(Duration::from_millis(200));
     delivery.shutdown(Duration::from_secs(5));
     let sealed = log.close().sealed();
@@ -340,7 +421,10 @@ fn a_sink_behind_deleted_segments_is_reported_not_silently_skipped() {
         .iter()
         .find(|e| e.kind == catalog::SINK_BEHIND_RETENTION)
         .expect("reported");
-    assert_eq!(behind.field_value("lost").unwrap().to_string(), (oldest - 1).to_string());
+    assert_eq!(
+        behind.field_value("lost").unwrap().to_string(),
+        (oldest - 1).to_string()
+    );
 }
 
 #[test]
@@ -363,7 +447,10 @@ fn a_file_sink_writes_syncs_rotates_and_reopens() {
     delivery.shutdown(Duration::from_secs(5));
     let mut lines = Vec::new();
     let dir = out.parent().unwrap();
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert!(files.len() > 3, "rotated: {files:?}");
     files.sort_by_key(|p| std::cmp::Reverse(rotation_index(p)));
     for f in &files {
@@ -379,7 +466,10 @@ fn a_file_sink_writes_syncs_rotates_and_reopens() {
     {
         use std::os::unix::fs::PermissionsExt;
         for f in &files {
-            assert_eq!(std::fs::metadata(f).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(f).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
     }
 }

@@ -142,6 +142,7 @@ fn transport(s: &SinkConfig) -> anyhow::Result<Box<dyn Transport>> {
             };
             let mut c = syslog::SyslogConfig::new(protocol, address.clone());
             c.timeout = s.delivery.timeout;
+            c.resend_window = s.delivery.resend_window;
             c.tls = tls.as_ref().map(|t| {
                 let mut client = syslog::TlsClient::new(t.ca.clone());
                 client.server_name = t.server_name.clone();
@@ -151,7 +152,9 @@ fn transport(s: &SinkConfig) -> anyhow::Result<Box<dyn Transport>> {
             });
             Box::new(syslog::SyslogTransport::new(c).map_err(|e| anyhow::anyhow!("{e}"))?)
         }
-        SinkKind::Stdout | SinkKind::Stderr => bail!("standard output and error are written by the pipeline"),
+        SinkKind::Stdout | SinkKind::Stderr => {
+            bail!("standard output and error are written by the pipeline")
+        }
     })
 }
 
@@ -181,6 +184,8 @@ fn secret(var: Option<&str>, key: &str) -> anyhow::Result<Option<String>> {
     let Some(var) = var else { return Ok(None) };
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Ok(Some(v)),
-        _ => bail!("{key} names the environment variable {var}, which is not set; export it before starting vigil"),
+        _ => bail!(
+            "{key} names the environment variable {var}, which is not set; export it before starting vigil"
+        ),
     }
 }

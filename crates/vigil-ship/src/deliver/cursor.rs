@@ -59,7 +59,9 @@ impl Cursor {
         }
         let mut field = |name: &str| -> Option<String> {
             let line = lines.next()?;
-            line.strip_prefix(name)?.strip_prefix(' ').map(str::to_owned)
+            line.strip_prefix(name)?
+                .strip_prefix(' ')
+                .map(str::to_owned)
         };
         let origin = field("origin")?;
         let seq = field("seq")?.parse().ok()?;
@@ -112,7 +114,10 @@ mod tests {
     fn round_trips_and_replaces() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("siem.cursor");
-        assert_eq!(Cursor::load(&path).expect("missing is start"), Cursor::default());
+        assert_eq!(
+            Cursor::load(&path).expect("missing is start"),
+            Cursor::default()
+        );
         let c = Cursor {
             origin: "db1".into(),
             seq: 42,

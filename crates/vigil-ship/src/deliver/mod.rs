@@ -236,7 +236,13 @@ impl Delivery {
                 wake: Condvar::new(),
             });
             shared.counters.cursor.store(cursor.seq, Ordering::Relaxed);
-            let runner = runner::Runner::new(Arc::clone(&config), sink, cursor, cursor_path, Arc::clone(&shared));
+            let runner = runner::Runner::new(
+                Arc::clone(&config),
+                sink,
+                cursor,
+                cursor_path,
+                Arc::clone(&shared),
+            );
             let handle = std::thread::Builder::new()
                 .name(format!("vigil-sink-{}", shared.name))
                 .spawn(move || runner.run())

@@ -267,7 +267,10 @@ impl LogReader {
         });
         // A wrong hint is caught on the first line: its seq is not `next`.
         if base > 0 && !self.hint_holds()? {
-            let o = self.open.as_mut().ok_or_else(|| io::Error::other("no segment"))?;
+            let o = self
+                .open
+                .as_mut()
+                .ok_or_else(|| io::Error::other("no segment"))?;
             o.file.seek(SeekFrom::Start(0))?;
             o.base = 0;
             self.buf.clear();
@@ -290,7 +293,10 @@ impl LogReader {
     fn advance_segment(&mut self) -> Result<bool, ReadError> {
         let current = self.open.as_ref().map_or(0, |o| o.first_seq);
         let segments = list_segments(&self.dir)?;
-        if !segments.iter().any(|(s, _)| *s > current && *s <= self.next) {
+        if !segments
+            .iter()
+            .any(|(s, _)| *s > current && *s <= self.next)
+        {
             return Ok(false);
         }
         self.open = None;

@@ -55,7 +55,10 @@ pub(super) struct Runner {
 
 impl Ctl {
     fn limit(&self) -> u64 {
-        self.config.durable.as_ref().map_or(u64::MAX, |d| d.synced())
+        self.config
+            .durable
+            .as_ref()
+            .map_or(u64::MAX, |d| d.synced())
     }
 
     fn report(&self, event: Event) {
@@ -84,7 +87,10 @@ impl Ctl {
         if self.down_since.is_none() {
             self.down_since = Some(Instant::now());
             self.shared.counters.state.store(DOWN, Ordering::Relaxed);
-            self.report(Event::new(catalog::SINK_DOWN, "sink cannot deliver").field("reason", why.to_owned()));
+            self.report(
+                Event::new(catalog::SINK_DOWN, "sink cannot deliver")
+                    .field("reason", why.to_owned()),
+            );
         }
         if self.stop_requested().is_some() {
             return Err(Stopped);
@@ -126,7 +132,8 @@ impl Ctl {
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
         let jitter = self.backoff.as_micros() as u64 / 2;
-        let wait = self.backoff + Duration::from_micros(if jitter == 0 { 0 } else { self.rng % jitter });
+        let wait =
+            self.backoff + Duration::from_micros(if jitter == 0 { 0 } else { self.rng % jitter });
         self.backoff = (self.backoff * 2).min(self.backoff_range.1);
         let until = Instant::now() + wait;
         let mut guard = self.shared.control();
@@ -276,9 +283,9 @@ impl Runner {
     /// nothing (or the wrong entries): restart from the log's first entry.
     fn check_cursor(&mut self) {
         let limit = self.ctl.limit();
-        let foreign = self.first_origin().is_some_and(|o| {
-            !self.cursor.origin.is_empty() && o != self.cursor.origin
-        });
+        let foreign = self
+            .first_origin()
+            .is_some_and(|o| !self.cursor.origin.is_empty() && o != self.cursor.origin);
         let ahead = self.ctl.config.durable.is_some() && self.cursor.seq > limit;
         if foreign || ahead {
             self.ctl.report(
@@ -306,7 +313,9 @@ impl Runner {
         r.read(u64::MAX, 1, &mut e).ok()?;
         let first = e.first()?;
         let (record, _) = split_sealed(self.ctl.config.format, r.line(first)).ok()?;
-        Event::from_json(&record).ok().map(|ev| ev.origin.to_string())
+        Event::from_json(&record)
+            .ok()
+            .map(|ev| ev.origin.to_string())
     }
 
     /// Parses, filters and formats the entries read.
@@ -376,14 +385,22 @@ impl Runner {
                         );
                     }
                     let refused = sent.retry.iter().filter(|&&j| j < batch.len()).count()
-                        + sent.rejected.iter().filter(|(j, _)| *j < batch.len()).count();
+                        + sent
+                            .rejected
+                            .iter()
+                            .filter(|(j, _)| *j < batch.len())
+                            .count();
                     let accepted = batch.len().saturating_sub(refused);
                     c.sent.fetch_add(accepted as u64, Ordering::Relaxed);
                     if sent.retry.is_empty() {
                         self.ctl.backoff = self.ctl.backoff_range.0;
                         return Ok(());
                     }
-                    pending = sent.retry.iter().filter_map(|&j| pending.get(j).copied()).collect();
+                    pending = sent
+                        .retry
+                        .iter()
+                        .filter_map(|&j| pending.get(j).copied())
+                        .collect();
                     c.retried.fetch_add(pending.len() as u64, Ordering::Relaxed);
                     if pending.is_empty() {
                         return Ok(());
@@ -425,8 +442,11 @@ impl Runner {
                     report(
                         &self.ctl.config,
                         &self.ctl.name,
-                        Event::new(catalog::SINK_PARKED, "sink parked: the receiver refuses events")
-                            .field("reason", why),
+                        Event::new(
+                            catalog::SINK_PARKED,
+                            "sink parked: the receiver refuses events",
+                        )
+                        .field("reason", why),
                     );
                     self.ctl.wait_unparked()?;
                     self.sink.transport.reopen();
@@ -448,7 +468,11 @@ impl Runner {
         {
             self.cursor.origin = ev.origin.to_string();
         }
-        self.ctl.shared.counters.cursor.store(last.seq, Ordering::Relaxed);
+        self.ctl
+            .shared
+            .counters
+            .cursor
+            .store(last.seq, Ordering::Relaxed);
         if !self.spans.is_empty() || self.last_store.elapsed() >= SKIP_STORE_EVERY {
             self.store_cursor();
         }
@@ -501,7 +525,11 @@ impl Runner {
 
     fn set_aside(&self, seq: u64, line: &[u8], reason: &str) {
         set_aside(&self.rejected_path, seq, line, reason);
-        self.ctl.shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        self.ctl
+            .shared
+            .counters
+            .rejected
+            .fetch_add(1, Ordering::Relaxed);
         report(
             &self.ctl.config,
             &self.ctl.name,
@@ -521,7 +549,10 @@ fn report(config: &DeliveryConfig, sink: &str, event: Event) {
 }
 
 fn set_lag_ms(shared: &Shared, oldest: Timestamp) {
-    let age = Timestamp::now().as_millis().saturating_sub(oldest.as_millis()).max(0);
+    let age = Timestamp::now()
+        .as_millis()
+        .saturating_sub(oldest.as_millis())
+        .max(0);
     shared.counters.lag_ms.store(age as u64, Ordering::Relaxed);
 }
 

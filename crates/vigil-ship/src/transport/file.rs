@@ -90,7 +90,11 @@ impl FileTransport {
 
 fn sync_parent(path: &Path) {
     if let Some(dir) = path.parent()
-        && let Ok(d) = File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })
+        && let Ok(d) = File::open(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })
     {
         let _ = d.sync_all();
     }

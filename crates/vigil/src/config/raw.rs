@@ -79,6 +79,7 @@ pub(super) struct RawSink {
     pub(super) tls_server_name: Option<String>,
     pub(super) tls_cert: Option<String>,
     pub(super) tls_key: Option<String>,
+    pub(super) resend_window_ms: Option<i64>,
     // http
     pub(super) url: Option<String>,
     pub(super) api: Option<String>,

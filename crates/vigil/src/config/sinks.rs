@@ -27,6 +27,10 @@ pub struct DeliveryOptions {
     pub max_bytes: Option<u64>,
     /// `keep` (files): rotated files kept (default 5).
     pub keep: usize,
+    /// `resend_window_ms` (syslog over TCP and TLS, which has no
+    /// acknowledgements): what was written in this window before a broken
+    /// connection is sent again after reconnecting (default 2 s).
+    pub resend_window: Duration,
 }
 
 impl Default for DeliveryOptions {
@@ -38,6 +42,7 @@ impl Default for DeliveryOptions {
             lag_alert: 100_000,
             max_bytes: None,
             keep: 5,
+            resend_window: Duration::from_secs(2),
         }
     }
 }
@@ -85,7 +90,10 @@ pub enum HttpApi {
 const KEYS: &[(&str, &[&str])] = &[
     ("batch", &["file", "syslog", "http", "nats", "postgres"]),
     ("timeout_ms", &["syslog", "http", "nats", "postgres"]),
-    ("retry_max_ms", &["file", "syslog", "http", "nats", "postgres"]),
+    (
+        "retry_max_ms",
+        &["file", "syslog", "http", "nats", "postgres"],
+    ),
     ("lag_alert", &["file", "syslog", "http", "nats", "postgres"]),
     ("max_mb", &["file"]),
     ("keep", &["file"]),
@@ -95,6 +103,7 @@ const KEYS: &[(&str, &[&str])] = &[
     ("tls_server_name", &["syslog"]),
     ("tls_cert", &["syslog"]),
     ("tls_key", &["syslog"]),
+    ("resend_window_ms", &["syslog"]),
     ("url", &["http"]),
     ("api", &["http"]),
     ("index", &["http"]),
@@ -125,6 +134,7 @@ fn present(raw: &RawSink, key: &str) -> bool {
         "tls_server_name" => raw.tls_server_name.is_some(),
         "tls_cert" => raw.tls_cert.is_some(),
         "tls_key" => raw.tls_key.is_some(),
+        "resend_window_ms" => raw.resend_window_ms.is_some(),
         "url" => raw.url.is_some(),
         "api" => raw.api.is_some(),
         "index" => raw.index.is_some(),
@@ -159,10 +169,18 @@ pub(super) fn check_keys(raw: &RawSink, type_name: &str, at: &KeyPath) -> Result
     Ok(())
 }
 
-fn required<'a>(value: &'a Option<String>, at: &KeyPath, key: &str, example: &str) -> Result<&'a str, Invalid> {
+fn required<'a>(
+    value: &'a Option<String>,
+    at: &KeyPath,
+    key: &str,
+    example: &str,
+) -> Result<&'a str, Invalid> {
     match value.as_deref() {
         Some(v) if !v.trim().is_empty() => Ok(v),
-        Some(_) => Err(Invalid::new(at.key(key), format!("empty; e.g. {key} = {example}"))),
+        Some(_) => Err(Invalid::new(
+            at.key(key),
+            format!("empty; e.g. {key} = {example}"),
+        )),
         None => Err(Invalid::new(
             at.key(key),
             format!("missing {key}; this sink needs one, e.g. {key} = {example}"),
@@ -204,7 +222,12 @@ fn env_name(value: &Option<String>, at: &KeyPath, key: &str) -> Result<Option<St
     }
 }
 
-fn path(value: &Option<String>, dir: &Path, at: &KeyPath, key: &str) -> Result<Option<PathBuf>, Invalid> {
+fn path(
+    value: &Option<String>,
+    dir: &Path,
+    at: &KeyPath,
+    key: &str,
+) -> Result<Option<PathBuf>, Invalid> {
     value
         .as_deref()
         .map(|p| file_path(p, dir, &at.key(key)))
@@ -234,14 +257,25 @@ pub(super) fn options(raw: &RawSink, at: &KeyPath) -> Result<DeliveryOptions, In
         lag_alert: positive(raw.lag_alert, at, "lag_alert", i64::MAX)?.unwrap_or(d.lag_alert),
         max_bytes: positive(raw.max_mb, at, "max_mb", 1 << 20)?.map(|mb| mb << 20),
         keep: positive(raw.keep, at, "keep", 1000)?.map_or(d.keep, |v| v as usize),
+        resend_window: positive(raw.resend_window_ms, at, "resend_window_ms", 600_000)?
+            .map_or(d.resend_window, Duration::from_millis),
     })
 }
 
 /// The [`SinkKind`] of a network sink.
-pub(super) fn network(raw: &RawSink, type_name: &str, dir: &Path, at: &KeyPath) -> Result<Option<SinkKind>, Invalid> {
+pub(super) fn network(
+    raw: &RawSink,
+    type_name: &str,
+    dir: &Path,
+    at: &KeyPath,
+) -> Result<Option<SinkKind>, Invalid> {
     Ok(Some(match type_name {
         "syslog" => {
-            let address = host_port(required(&raw.address, at, "address", "\"siem.example:6514\"")?, at, "address")?;
+            let address = host_port(
+                required(&raw.address, at, "address", "\"siem.example:6514\"")?,
+                at,
+                "address",
+            )?;
             let protocol = match raw.protocol.as_deref().unwrap_or("tcp") {
                 "udp" => SyslogProtocol::Udp,
                 "tcp" => SyslogProtocol::Tcp,
@@ -264,7 +298,11 @@ pub(super) fn network(raw: &RawSink, type_name: &str, dir: &Path, at: &KeyPath) 
                     let cert = path(&raw.tls_cert, dir, at, "tls_cert")?;
                     let key = path(&raw.tls_key, dir, at, "tls_key")?;
                     if cert.is_some() != key.is_some() {
-                        let missing = if cert.is_some() { "tls_key" } else { "tls_cert" };
+                        let missing = if cert.is_some() {
+                            "tls_key"
+                        } else {
+                            "tls_cert"
+                        };
                         return Err(Invalid::new(
                             at.key(missing),
                             "a client certificate needs both tls_cert and tls_key",
@@ -296,7 +334,12 @@ pub(super) fn network(raw: &RawSink, type_name: &str, dir: &Path, at: &KeyPath) 
             }
         }
         "http" => {
-            let url = required(&raw.url, at, "url", "\"https://splunk.example:8088/services/collector/event\"")?;
+            let url = required(
+                &raw.url,
+                at,
+                "url",
+                "\"https://splunk.example:8088/services/collector/event\"",
+            )?;
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(Invalid::new(
                     at.key("url"),
@@ -312,24 +355,38 @@ pub(super) fn network(raw: &RawSink, type_name: &str, dir: &Path, at: &KeyPath) 
                 other => {
                     return Err(Invalid::new(
                         at.key("api"),
-                        format!("unknown api {other:?}; expected splunk_hec, elastic_bulk or webhook"),
+                        format!(
+                            "unknown api {other:?}; expected splunk_hec, elastic_bulk or webhook"
+                        ),
                     ));
                 }
             };
             if raw.index.is_some() && !matches!(api, HttpApi::ElasticBulk { .. }) {
-                return Err(Invalid::new(at.key("index"), "index needs api = \"elastic_bulk\""));
+                return Err(Invalid::new(
+                    at.key("index"),
+                    "index needs api = \"elastic_bulk\"",
+                ));
             }
             SinkKind::Http {
                 url: url.to_owned(),
                 api,
-                headers: raw.headers.clone().unwrap_or_default().into_iter().collect(),
+                headers: raw
+                    .headers
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
                 token_env: env_name(&raw.token_env, at, "token_env")?,
                 gzip: raw.gzip.unwrap_or(false),
                 tls_ca: path(&raw.tls_ca, dir, at, "tls_ca")?,
             }
         }
         "nats" => SinkKind::Nats {
-            address: host_port(required(&raw.address, at, "address", "\"nats.example:4222\"")?, at, "address")?,
+            address: host_port(
+                required(&raw.address, at, "address", "\"nats.example:4222\"")?,
+                at,
+                "address",
+            )?,
             subject: required(&raw.subject, at, "subject", "\"vigil.events\"")?.to_owned(),
             stream: raw.stream.clone(),
             create_stream: raw.create_stream.unwrap_or(false),
@@ -338,20 +395,31 @@ pub(super) fn network(raw: &RawSink, type_name: &str, dir: &Path, at: &KeyPath) 
             token_env: env_name(&raw.token_env, at, "token_env")?,
         },
         "postgres" => {
-            let table = raw.table.clone().unwrap_or_else(|| "vigil_events".to_owned());
+            let table = raw
+                .table
+                .clone()
+                .unwrap_or_else(|| "vigil_events".to_owned());
             let plain = |s: &str| {
                 !s.is_empty()
                     && s.len() <= 63
-                    && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                    && s.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
                     && !s.as_bytes()[0].is_ascii_digit()
             };
             if !table.split('.').all(plain) || table.split('.').count() > 2 {
                 return Err(Invalid::new(
                     at.key("table"),
-                    format!("{table:?} is not a plain table name; use lower-case letters, digits and _, optionally schema.table"),
+                    format!(
+                        "{table:?} is not a plain table name; use lower-case letters, digits and _, optionally schema.table"
+                    ),
                 ));
             }
-            let conninfo = required(&raw.conninfo, at, "conninfo", "\"host=db.example dbname=audit user=vigil\"")?;
+            let conninfo = required(
+                &raw.conninfo,
+                at,
+                "conninfo",
+                "\"host=db.example dbname=audit user=vigil\"",
+            )?;
             if conninfo.to_ascii_lowercase().contains("password") {
                 return Err(Invalid::new(
                     at.key("conninfo"),
@@ -359,7 +427,13 @@ pub(super) fn network(raw: &RawSink, type_name: &str, dir: &Path, at: &KeyPath) 
                 ));
             }
             SinkKind::Postgres {
-                conninfo: required(&raw.conninfo, at, "conninfo", "\"host=db.example dbname=audit user=vigil\"")?.to_owned(),
+                conninfo: required(
+                    &raw.conninfo,
+                    at,
+                    "conninfo",
+                    "\"host=db.example dbname=audit user=vigil\"",
+                )?
+                .to_owned(),
                 password_env: env_name(&raw.password_env, at, "password_env")?,
                 table,
                 create_table: raw.create_table.unwrap_or(false),
