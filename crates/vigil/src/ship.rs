@@ -41,7 +41,7 @@ pub(crate) fn start(
         d.lag_alert = s.delivery.lag_alert;
         sinks.push(d);
     }
-    if sinks.is_empty() {
+    if sinks.is_empty() && !audit.retention.is_set() {
         return Ok(None);
     }
     if audit.format != LineFormat::Json {
@@ -56,6 +56,7 @@ pub(crate) fn start(
         state_dir: state_dir(cfg),
         durable: Some(durable),
         emitter: Some(emitter),
+        retention: audit.retention.clone(),
     };
     Ok(Some(Delivery::start(config, sinks)?))
 }

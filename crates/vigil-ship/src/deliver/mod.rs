@@ -20,10 +20,12 @@
 
 mod cursor;
 mod reader;
+mod retention;
 mod runner;
 
 pub use cursor::Cursor;
 pub use reader::{Entry, LogReader, ReadError};
+pub use retention::{Removed, Retention, apply as apply_retention};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -101,7 +103,15 @@ pub struct DeliveryConfig {
     /// Where reports about the sinks go; normally the pipeline that seals
     /// the log.
     pub emitter: Option<Emitter>,
+    /// When old segments are removed; by default never.
+    pub retention: Retention,
 }
+
+/// One retention pass at a time.
+static RETAINING: Mutex<()> = Mutex::new(());
+
+/// How often retention looks at the log.
+const RETENTION_EVERY: Duration = Duration::from_secs(10);
 
 /// A sink's state, as the metrics show it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,10 +201,13 @@ impl Shared {
     }
 }
 
-/// The running delivery threads, one per sink.
+/// The running delivery threads, one per sink, and retention.
 #[derive(Debug)]
 pub struct Delivery {
     sinks: Vec<(Arc<Shared>, Option<JoinHandle<()>>)>,
+    config: Arc<DeliveryConfig>,
+    /// Retention's thread and its stop flag.
+    housekeeper: Option<(Arc<(Mutex<bool>, Condvar)>, JoinHandle<()>)>,
 }
 
 impl Delivery {
@@ -251,7 +264,31 @@ impl Delivery {
                 })?;
             started.push((shared, Some(handle)));
         }
-        Ok(Delivery { sinks: started })
+        let mut delivery = Delivery {
+            sinks: started,
+            config,
+            housekeeper: None,
+        };
+        if delivery.config.retention.is_set() {
+            let stop = Arc::new((Mutex::new(false), Condvar::new()));
+            let (flag, config) = (Arc::clone(&stop), Arc::clone(&delivery.config));
+            let cursors: Vec<Arc<Shared>> =
+                delivery.sinks.iter().map(|(s, _)| Arc::clone(s)).collect();
+            let handle = std::thread::Builder::new()
+                .name("vigil-retention".into())
+                .spawn(move || housekeep(&config, &cursors, &flag))
+                .map_err(|e| Error::Control {
+                    reason: format!("cannot start the retention thread: {e}"),
+                })?;
+            delivery.housekeeper = Some((stop, handle));
+        }
+        Ok(delivery)
+    }
+
+    /// Applies retention now (it also runs every 10 seconds on its own).
+    pub fn apply_retention(&self) -> std::io::Result<Removed> {
+        let shared: Vec<Arc<Shared>> = self.sinks.iter().map(|(s, _)| Arc::clone(s)).collect();
+        retain(&self.config, &shared)
     }
 
     /// What every sink has done so far, in configuration order.
@@ -272,6 +309,7 @@ impl Delivery {
     /// them and returns their final stats. A sink that is down or parked
     /// stops at once; its cursor keeps its place for the next start.
     pub fn shutdown(mut self, drain: Duration) -> Vec<DeliveryStats> {
+        self.stop_housekeeper();
         let deadline = Instant::now() + drain;
         for (s, _) in &self.sinks {
             s.control().stop = Some(deadline);
@@ -286,8 +324,61 @@ impl Delivery {
     }
 }
 
+impl Delivery {
+    fn stop_housekeeper(&mut self) {
+        if let Some((stop, handle)) = self.housekeeper.take() {
+            *stop.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            stop.1.notify_all();
+            let _ = handle.join();
+        }
+    }
+}
+
+/// One retention pass: removes what the limits say, keeps what a sink still
+/// needs, and reports what went.
+fn retain(config: &DeliveryConfig, sinks: &[Arc<Shared>]) -> std::io::Result<Removed> {
+    let _one = RETAINING.lock().unwrap_or_else(|p| p.into_inner());
+    let delivered = sinks
+        .iter()
+        .map(|s| s.counters.cursor.load(Ordering::Relaxed))
+        .min()
+        .unwrap_or(u64::MAX);
+    let removed = retention::apply(&config.audit_dir, &config.retention, delivered)?;
+    if let (Some(event), Some(emitter)) = (removed.event(), &config.emitter) {
+        emitter.emit(event);
+    }
+    Ok(removed)
+}
+
+fn housekeep(config: &DeliveryConfig, sinks: &[Arc<Shared>], stop: &(Mutex<bool>, Condvar)) {
+    let mut stopped = stop.0.lock().unwrap_or_else(|p| p.into_inner());
+    while !*stopped {
+        drop(stopped);
+        if let Err(e) = retain(config, sinks)
+            && let Some(emitter) = &config.emitter
+        {
+            emitter.emit(
+                vigil_event::Event::new(
+                    vigil_event::catalog::AUDIT_WRITE_FAILED,
+                    "retention could not remove old audit segments",
+                )
+                .field("reason", e.to_string()),
+            );
+        }
+        stopped = stop.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !*stopped {
+            stopped = stop
+                .1
+                .wait_timeout(stopped, RETENTION_EVERY)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+}
+
 impl Drop for Delivery {
     fn drop(&mut self) {
+        self.stop_housekeeper();
         let now = Instant::now();
         for (s, _) in &self.sinks {
             s.control().stop = Some(now);

@@ -37,8 +37,8 @@ mod sinks;
 
 pub use detect::DetectConfig;
 pub use poison::PoisonConfig;
-pub use sinks::{DeliveryOptions, HttpApi, SyslogProtocol, TlsFiles};
 pub use proxy::{DEFAULT_LISTEN, DEFAULT_UPSTREAM, SchemaConfig};
+pub use sinks::{DeliveryOptions, HttpApi, SyslogProtocol, TlsFiles};
 pub use vigil_proxy::ProxyConfig;
 
 use std::collections::HashMap;
@@ -176,6 +176,10 @@ pub struct AuditConfig {
     pub checkpoint_every: u64,
     /// `checkpoint_interval_s`: a checkpoint at least this often, also when idle (default 60 s).
     pub checkpoint_interval: Duration,
+    /// `retention_max_mb`, `retention_max_age_days` and
+    /// `retention_undelivered`: when the oldest segments are removed
+    /// (default: never).
+    pub retention: vigil_ship::deliver::Retention,
 }
 
 impl AuditConfig {
@@ -191,6 +195,7 @@ impl AuditConfig {
             segment_max_age: Duration::from_secs(86_400),
             checkpoint_every: 100_000,
             checkpoint_interval: Duration::from_secs(60),
+            retention: vigil_ship::deliver::Retention::default(),
         }
     }
 }
@@ -383,7 +388,9 @@ fn default_proxy() -> ProxyConfig {
 }
 
 /// The names `type` accepts.
-const SINK_TYPES: [&str; 7] = ["stdout", "stderr", "file", "syslog", "http", "nats", "postgres"];
+const SINK_TYPES: [&str; 7] = [
+    "stdout", "stderr", "file", "syslog", "http", "nats", "postgres",
+];
 
 const DEFAULT_SEVERITY: Severity = Severity::Info;
 /// The origin when the host name cannot be read.
@@ -577,6 +584,37 @@ fn audit(raw: RawAudit, at: &KeyPath, cx: &Context<'_>) -> Result<AuditConfig, I
             86_400,
             "seconds",
         )?),
+        retention: vigil_ship::deliver::Retention {
+            max_bytes: raw
+                .retention_max_mb
+                .map(|_| {
+                    range(
+                        raw.retention_max_mb,
+                        "retention_max_mb",
+                        0,
+                        1,
+                        1 << 24,
+                        "MiB",
+                    )
+                })
+                .transpose()?
+                .map(|mb| mb << 20),
+            max_age: raw
+                .retention_max_age_days
+                .map(|_| {
+                    range(
+                        raw.retention_max_age_days,
+                        "retention_max_age_days",
+                        0,
+                        1,
+                        36_600,
+                        "days",
+                    )
+                })
+                .transpose()?
+                .map(|d| Duration::from_secs(d * 86_400)),
+            undelivered: raw.retention_undelivered.unwrap_or(false),
+        },
     })
 }
 

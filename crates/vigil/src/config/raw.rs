@@ -36,6 +36,9 @@ pub(super) struct RawAudit {
     pub(super) segment_max_age_s: Option<i64>,
     pub(super) checkpoint_every: Option<i64>,
     pub(super) checkpoint_interval_s: Option<i64>,
+    pub(super) retention_max_mb: Option<i64>,
+    pub(super) retention_max_age_days: Option<i64>,
+    pub(super) retention_undelivered: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
