@@ -447,6 +447,8 @@ catalog! {
         "Events were served but not sealed while the audit trail was unwritable; the count is given.";
     AUDIT_CHAIN_CLOSED = 4007 "audit.chain_closed" Audit Notice Success (EVENT_LOG_ACTIVITY 7)
         "The audit chain was closed at shutdown with a final checkpoint.";
+    AUDIT_SEGMENTS_REMOVED = 4008 "audit.segments_removed" Audit Notice Success (EVENT_LOG_ACTIVITY 2)
+        "Old audit segments were removed by the retention settings; the seq range, files, bytes and whether undelivered events went too are given.";
 
     // 5000–5099 export
     SINK_DOWN = 5000 "sink.down" Export Error Failure (EVENT_LOG_ACTIVITY 3)
@@ -469,6 +471,8 @@ catalog! {
         "The syslog receiver is listening; its addresses and transports are given.";
     INGEST_REJECTED = 5021 "ingest.rejected" Export Warning Failure (EVENT_LOG_ACTIVITY 99)
         "A message received for sealing was malformed or too large and was not sealed; the reason is given.";
+    INGEST_MESSAGE = 5022 "ingest.message" Export Info Success (EVENT_LOG_ACTIVITY 99)
+        "A program sent a security event over syslog; it is sealed with its sender, transport and syslog fields.";
 }
 
 /// Renders the catalog as the Markdown of `docs/events.md`.
