@@ -669,3 +669,172 @@ fn audit_section_defaults_and_errors() {
         assert!(shown.contains(says), "{shown}");
     }
 }
+
+#[test]
+fn delivering_sinks_parse_into_their_settings() {
+    let cfg = parse(
+        r#"
+[[sinks]]
+name = "siem"
+type = "syslog"
+protocol = "tls"
+address = "siem.example:6514"
+tls_ca = "/etc/vigil/ca.pem"
+tls_cert = "/etc/vigil/c.pem"
+tls_key = "/etc/vigil/c.key"
+resend_window_ms = 500
+batch = 200
+
+[[sinks]]
+type = "http"
+api = "elastic_bulk"
+url = "https://es.example:9200/_bulk"
+index = "vigil"
+token_env = "ES_TOKEN"
+gzip = true
+headers = { "X-Team" = "dba" }
+
+[[sinks]]
+type = "nats"
+address = "nats.example:4222"
+subject = "vigil.events"
+stream = "VIGIL"
+create_stream = true
+password_env = "NATS_PASSWORD"
+user = "vigil"
+
+[[sinks]]
+type = "postgres"
+conninfo = "host=db dbname=audit user=vigil"
+password_env = "PGPW"
+table = "audit.vigil_events"
+create_table = true
+retry_max_ms = 5000
+"#,
+    )
+    .unwrap();
+    let kinds: Vec<&str> = cfg.sinks.iter().map(|s| s.kind.as_str()).collect();
+    assert_eq!(kinds, ["syslog", "http", "nats", "postgres"]);
+    assert!(cfg.sinks.iter().all(|s| s.kind.delivers_from_log()));
+    let SinkKind::Syslog { address, tls, .. } = &cfg.sinks[0].kind else {
+        panic!()
+    };
+    assert_eq!(address, "siem.example:6514");
+    assert_eq!(
+        tls.as_ref().unwrap().cert.as_deref(),
+        Some(Path::new("/etc/vigil/c.pem"))
+    );
+    assert!(
+        matches!(cfg.sinks[0].format, Format::Syslog(_)),
+        "syslog sinks default to RFC 5424"
+    );
+    assert_eq!(cfg.sinks[0].delivery.batch, 200);
+    assert_eq!(
+        cfg.sinks[0].delivery.resend_window,
+        std::time::Duration::from_millis(500)
+    );
+    assert_eq!(cfg.sinks[1].name, "http-1");
+    assert_eq!(cfg.sinks[1].format, Format::Json);
+    let SinkKind::Http {
+        headers,
+        token_env,
+        gzip,
+        ..
+    } = &cfg.sinks[1].kind
+    else {
+        panic!()
+    };
+    assert_eq!(headers, &[("X-Team".to_owned(), "dba".to_owned())]);
+    assert_eq!((token_env.as_deref(), *gzip), (Some("ES_TOKEN"), true));
+    let SinkKind::Postgres { table, .. } = &cfg.sinks[3].kind else {
+        panic!()
+    };
+    assert_eq!(table, "audit.vigil_events");
+    assert_eq!(
+        cfg.sinks[3].delivery.retry_max,
+        std::time::Duration::from_secs(5)
+    );
+}
+
+#[test]
+fn delivering_sink_errors_name_the_key() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "[[sinks]]\ntype = \"syslog\"\n",
+            "sinks[0].address",
+            "missing address",
+        ),
+        (
+            "[[sinks]]\ntype = \"syslog\"\naddress = \"siem\"\n",
+            "sinks[0].address",
+            "is not host:port",
+        ),
+        (
+            "[[sinks]]\ntype = \"syslog\"\naddress = \"s:514\"\nprotocol = \"relp\"\n",
+            "sinks[0].protocol",
+            "unknown protocol",
+        ),
+        (
+            "[[sinks]]\ntype = \"syslog\"\naddress = \"s:514\"\ntls_ca = \"ca.pem\"\n",
+            "sinks[0].tls_ca",
+            "need protocol = \"tls\"",
+        ),
+        (
+            "[[sinks]]\ntype = \"syslog\"\naddress = \"s:6514\"\nprotocol = \"tls\"\n",
+            "sinks[0].tls_ca",
+            "missing tls_ca",
+        ),
+        (
+            "[[sinks]]\ntype = \"stdout\"\nbatch = 10\n",
+            "sinks[0].batch",
+            "not allowed on a stdout sink",
+        ),
+        (
+            "[[sinks]]\ntype = \"nats\"\naddress = \"n:4222\"\nsubject = \"s\"\nurl = \"http://x\"\n",
+            "sinks[0].url",
+            "not allowed on a nats sink",
+        ),
+        (
+            "[[sinks]]\ntype = \"http\"\napi = \"webhook\"\nurl = \"ftp://x\"\n",
+            "sinks[0].url",
+            "not an http",
+        ),
+        (
+            "[[sinks]]\ntype = \"http\"\napi = \"splunk\"\nurl = \"http://x:1/\"\n",
+            "sinks[0].api",
+            "unknown api",
+        ),
+        (
+            "[[sinks]]\ntype = \"http\"\napi = \"webhook\"\nurl = \"http://x:1/\"\nformat = \"cef\"\n",
+            "sinks[0].format",
+            "sends JSON documents",
+        ),
+        (
+            "[[sinks]]\ntype = \"http\"\napi = \"webhook\"\nurl = \"http://x:1/\"\ntoken_env = \"my token\"\n",
+            "sinks[0].token_env",
+            "not an environment variable name",
+        ),
+        (
+            "[[sinks]]\ntype = \"postgres\"\nconninfo = \"host=db password=hunter2\"\n",
+            "sinks[0].conninfo",
+            "holds a password",
+        ),
+        (
+            "[[sinks]]\ntype = \"postgres\"\nconninfo = \"host=db\"\ntable = \"Robert'); drop\"\n",
+            "sinks[0].table",
+            "not a plain table name",
+        ),
+        (
+            "[[sinks]]\ntype = \"file\"\npath = \"e.log\"\nmax_mb = 0\n",
+            "sinks[0].max_mb",
+            "out of range",
+        ),
+    ];
+    for (text, key, says) in cases {
+        let e = parse(text).unwrap_err();
+        let shown = assert_one_line(&e, FILE);
+        assert_eq!(e.key(), Some(*key), "{shown}");
+        assert!(shown.contains(says), "{shown}");
+        assert!(!shown.contains("hunter2"), "a secret in an error: {shown}");
+    }
+}

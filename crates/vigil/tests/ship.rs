@@ -576,3 +576,153 @@ fn the_postgres_table_holds_the_sealed_lines() {
         assert_eq!((seq, line), (sealed_seq, sealed_line));
     }
 }
+
+/// An HTTP collector that answers every request with `status`.
+fn refusing_collector(status: &'static str) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 20];
+                let mut have = 0;
+                loop {
+                    let Ok(n) = stream.read(&mut buf[have..]) else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    have += n;
+                    let text = String::from_utf8_lossy(&buf[..have]).into_owned();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let len: usize = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    if have < end + 4 + len {
+                        continue;
+                    }
+                    let body = "{\"text\":\"Invalid token\",\"code\":4}";
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    have = 0;
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Receivers that refuse, fail or cannot be reached are reported with the
+/// reason, parked or retried, and never stop the service or the other
+/// sinks.
+#[test]
+fn broken_sinks_are_reported_and_never_stop_the_service_or_the_others() {
+    let pg = database();
+    let dir = vigil_testkit::tempdir();
+    let pki = vigil_testkit::pki::Pki::new(dir.path().join("pki"));
+    let other = pki.other_ca();
+    let server = other.server("localhost", &["127.0.0.1", "localhost"]);
+    let tls_receiver = vigil_testkit::rsyslog::Rsyslog::builder()
+        .tls(&server.cert, &server.key, other.ca_cert_path(), false)
+        .start()
+        .unwrap();
+    let collector = refusing_collector("401 Unauthorized");
+    let nowhere = vigil_testkit::free_port();
+    let events = dir.path().join("events.json");
+    let sinks = format!(
+        "[[sinks]]\nname = \"file\"\ntype = \"file\"\npath = \"{events}\"\n\n\
+         [[sinks]]\nname = \"hec\"\ntype = \"http\"\napi = \"splunk_hec\"\nurl = \"http://127.0.0.1:{collector}/services/collector/event\"\n\
+         token_env = \"VIGIL_TEST_SINK_PASSWORD\"\n\n\
+         [[sinks]]\nname = \"siem\"\ntype = \"syslog\"\nprotocol = \"tls\"\naddress = \"127.0.0.1:{tls}\"\ntls_ca = \"{ca}\"\n\n\
+         [[sinks]]\nname = \"gone\"\ntype = \"syslog\"\naddress = \"127.0.0.1:{nowhere}\"\nretry_max_ms = 500\n",
+        events = events.display(),
+        tls = tls_receiver.tls_port(),
+        ca = pki.ca_cert_path().display(),
+    );
+    let mut svc = Service::start(&pg, &sinks);
+    let mut bench = load(&pg, svc.port, 3);
+    assert!(bench.wait().unwrap().success(), "the proxy keeps serving");
+    wait_until("the states", Duration::from_secs(30), || {
+        svc.metric("vigil_sink_state{sink=\"hec\"}") == Some(2.0)
+            && svc.metric("vigil_sink_state{sink=\"siem\"}") == Some(2.0)
+            && svc.metric("vigil_sink_state{sink=\"gone\"}") == Some(1.0)
+            && svc.metric("vigil_sink_lag_events{sink=\"file\"}") == Some(0.0)
+    });
+    svc.stop();
+    let sealed = svc.sealed();
+    let reason = |kind, sink: &str| -> String {
+        sealed
+            .iter()
+            .find(|e| {
+                e.kind == kind
+                    && e.field_value("sink")
+                        .is_some_and(|v| v.to_string().contains(sink))
+            })
+            .and_then(|e| e.field_value("reason"))
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| panic!("no report for {sink}"))
+    };
+    let hec = reason(catalog::SINK_PARKED, "hec");
+    assert!(hec.contains("401"), "{hec}");
+    assert!(!hec.contains(SUPERUSER_PASSWORD), "the token leaked: {hec}");
+    let siem = reason(catalog::SINK_PARKED, "siem");
+    assert!(siem.to_lowercase().contains("certificate"), "{siem}");
+    let gone = reason(catalog::SINK_DOWN, "gone");
+    assert!(gone.contains(&nowhere.to_string()), "{gone}");
+    // The file sink has every sealed event but the last few sealed at
+    // shutdown after its final look.
+    let written: Vec<u64> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| Event::from_json(l.as_bytes()).unwrap().seq)
+        .collect();
+    assert_eq!(written, (1..=written.len() as u64).collect::<Vec<_>>());
+    assert!(
+        written.len() + 10 >= sealed.len(),
+        "{} of {}",
+        written.len(),
+        sealed.len()
+    );
+    assert!(tls_receiver.lines().is_empty());
+}
+
+/// A secret named by `password_env` that is not set stops the start with
+/// one clear line, before anything listens.
+#[test]
+fn a_missing_sink_secret_is_a_clear_start_error() {
+    let dir = vigil_testkit::tempdir();
+    let config = dir.path().join("vigil.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[service]\ndata_dir = \"{}\"\n\n[[sinks]]\ntype = \"postgres\"\nconninfo = \"host=db\"\npassword_env = \"VIGIL_TEST_UNSET_SECRET\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .env("VIGIL_MASTER_KEY", MASTER)
+        .env_remove("VIGIL_TEST_UNSET_SECRET")
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("VIGIL_TEST_UNSET_SECRET") && err.contains("not set"),
+        "{err}"
+    );
+}
