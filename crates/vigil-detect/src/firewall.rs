@@ -259,6 +259,9 @@ pub struct Firewall {
     search_path: Vec<Box<str>>,
     needs_tables: bool,
     learner: Option<Mutex<Learner>>,
+    /// The capture file, one JSON line per statement seen.
+    capture: Option<(PathBuf, Mutex<File>)>,
+    log_allowed: bool,
 }
 
 #[derive(Debug)]
@@ -332,6 +335,28 @@ impl Firewall {
             _ => None,
         };
         let needs_tables = parsed.rules.iter().any(|r| !r.tables.is_empty());
+        let capture = match &parsed.capture {
+            None => None,
+            Some((p, line)) => {
+                let path = if Path::new(p).is_relative() {
+                    rules.parent().unwrap_or(Path::new("")).join(p)
+                } else {
+                    PathBuf::from(p)
+                };
+                let file = open_append(&path, None).map_err(|e| {
+                    RulesError::at(
+                        rules,
+                        *line,
+                        "capture",
+                        format!(
+                            "cannot open the capture file {} for appending: {e}; check the directory and its permissions",
+                            path.display()
+                        ),
+                    )
+                })?;
+                Some((path, Mutex::new(file)))
+            }
+        };
         Ok(Firewall {
             file: rules.to_path_buf(),
             mode: parsed.mode,
@@ -343,7 +368,52 @@ impl Firewall {
             search_path: parsed.search_path,
             needs_tables,
             learner,
+            capture,
+            log_allowed: parsed.log_allowed,
         })
+    }
+
+    /// Whether allowed statements are reported too (`log_allowed = true`),
+    /// as `firewall.allowed` debug events.
+    pub fn log_allowed(&self) -> bool {
+        self.log_allowed
+    }
+
+    /// Whether a capture file is configured.
+    pub fn captures(&self) -> bool {
+        self.capture.is_some()
+    }
+
+    /// Appends the statement and its decision to the capture file, as one
+    /// JSON line: time, user, application, database, fingerprint, class,
+    /// verdict, reason and the redacted statement (never a literal). A
+    /// write error is returned for the caller to report; capturing goes on.
+    pub fn capture(
+        &self,
+        who: &Who<'_>,
+        stmt: &Statement<'_>,
+        decision: &Decision,
+    ) -> io::Result<()> {
+        let Some((_, file)) = &self.capture else {
+            return Ok(());
+        };
+        let mut time = Vec::with_capacity(32);
+        vigil_event::Timestamp::now().write_rfc3339(&mut time);
+        let line = serde_json::json!({
+            "time": String::from_utf8_lossy(&time),
+            "user": who.user,
+            "application": who.application,
+            "database": who.database,
+            "fingerprint": format!("{:016x}", stmt.fingerprint),
+            "class": stmt.class.as_str(),
+            "verdict": decision.verdict.as_str(),
+            "reason": decision.reason,
+            "statement": stmt.text,
+        });
+        let mut bytes = line.to_string().into_bytes();
+        bytes.push(b'\n');
+        let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+        f.write_all(&bytes)
     }
 
     /// The mode.
@@ -1352,6 +1422,8 @@ struct Parsed {
     learn_limit: usize,
     search_path: Vec<Box<str>>,
     rules: Vec<Rule>,
+    capture: Option<(String, usize)>,
+    log_allowed: bool,
 }
 
 /// A problem found while reading the tree: where, which key, what.
@@ -1455,6 +1527,8 @@ fn parse_rules(text: &str, file: &Path) -> Result<Parsed, RulesError> {
     let mut learn_limit = DEFAULT_LEARN_LIMIT;
     let mut search_path: Vec<Box<str>> = vec!["public".into()];
     let mut rules = Vec::new();
+    let mut capture = None;
+    let mut log_allowed = false;
     for (k, v) in tree.get_ref().iter() {
         let key = k.get_ref().as_ref();
         match key {
@@ -1492,16 +1566,14 @@ fn parse_rules(text: &str, file: &Path) -> Result<Parsed, RulesError> {
                 }
             }
             "learn_limit" => match v.get_ref() {
-                DeValue::Integer(n) => {
-                    match u64::from_str_radix(n.as_str(), n.radix()) {
-                        Ok(n) if n > 0 => learn_limit = usize::try_from(n).unwrap_or(usize::MAX),
-                        _ => r.problem(
-                            v.span().start,
-                            key,
-                            "must be a positive number of entries; e.g. learn_limit = 10000",
-                        ),
-                    }
-                }
+                DeValue::Integer(n) => match u64::from_str_radix(n.as_str(), n.radix()) {
+                    Ok(n) if n > 0 => learn_limit = usize::try_from(n).unwrap_or(usize::MAX),
+                    _ => r.problem(
+                        v.span().start,
+                        key,
+                        "must be a positive number of entries; e.g. learn_limit = 10000",
+                    ),
+                },
                 other => r.problem(
                     v.span().start,
                     key,
@@ -1519,10 +1591,28 @@ fn parse_rules(text: &str, file: &Path) -> Result<Parsed, RulesError> {
                     .collect();
             }
             "rules" => rules = read_rules(&mut r, v),
+            "capture" => {
+                if let Some(s) = r.string(v, key) {
+                    if s.trim().is_empty() {
+                        r.problem(v.span().start, key, "empty path; name the capture file");
+                    } else {
+                        capture = Some((s.to_owned(), line_at(text, v.span().start)));
+                    }
+                }
+            }
+            "log_allowed" => match v.get_ref() {
+                DeValue::Boolean(b) => log_allowed = *b,
+                other => r.problem(
+                    v.span().start,
+                    key,
+                    format!("expected true or false, found {}", other.type_str()),
+                ),
+            },
             _ => r.problem(
                 k.span().start,
                 key,
-                "unknown key; expected mode, allowlist, unparsed, learn_limit, search_path or [[rules]]",
+                "unknown key; expected mode, allowlist, unparsed, learn_limit, search_path, \
+                 capture, log_allowed or [[rules]]",
             ),
         }
     }
@@ -1571,6 +1661,8 @@ fn parse_rules(text: &str, file: &Path) -> Result<Parsed, RulesError> {
         learn_limit,
         search_path,
         rules,
+        capture,
+        log_allowed,
     })
 }
 

@@ -950,3 +950,47 @@ fn an_unreadable_rules_file_has_no_line() {
         "{e}"
     );
 }
+
+#[test]
+fn the_capture_file_holds_every_redacted_statement_and_its_decision() {
+    let (dir, fw) = load(
+        "mode = \"detect\"\ncapture = \"capture.jsonl\"\nlog_allowed = true\n\n\
+         [[rules]]\naction = \"allow\"\nclasses = [\"read\"]\n",
+    );
+    assert!(fw.captures() && fw.log_allowed());
+    let who = APP;
+    for sql in [
+        "SELECT * FROM cards WHERE pan = '4111111111111111'",
+        "UPDATE cards SET cvv = '123' WHERE id = 42",
+    ] {
+        let s = Stmt::new(sql);
+        let decision = fw.check(&who, &s.get());
+        fw.capture(&who, &s.get(), &decision).unwrap();
+    }
+    let path = dir.path().join("capture.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("4111111111111111") && !text.contains("'123'") && !text.contains("42"));
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["verdict"], "allow");
+    assert_eq!(lines[0]["statement"], "SELECT * FROM cards WHERE pan = $1");
+    assert_eq!(lines[0]["user"], "app");
+    assert_eq!(lines[0]["class"], "read");
+    assert_eq!(lines[1]["verdict"], "report");
+    assert_eq!(lines[1]["fingerprint"].as_str().unwrap().len(), 16);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let e = error("mode = \"detect\"\nlog_allowed = \"yes\"\n");
+    assert!(e.contains(":2:") && e.contains("log_allowed"), "{e}");
+    let e = error("mode = \"detect\"\ncapture = \"\"\n");
+    assert!(e.contains("capture") && e.contains("empty path"), "{e}");
+}

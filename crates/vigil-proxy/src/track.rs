@@ -215,7 +215,18 @@ impl Tracker {
                 self.reporter
                     .emit(firewall::learned_event(&who, &stmt, Some(&self.session)));
             }
+            if fw.captures() {
+                // A failing capture file (disk full) never stops the
+                // firewall; its decisions are still events.
+                let _ = fw.capture(&who, &stmt, &decision);
+            }
             match decision.verdict {
+                Verdict::Allow if fw.log_allowed() => self.reporter.emit(firewall::decision_event(
+                    &decision,
+                    &who,
+                    &stmt,
+                    Some(&self.session),
+                )),
                 Verdict::Allow => {}
                 Verdict::Report => self.reporter.emit(firewall::decision_event(
                     &decision,
