@@ -29,6 +29,7 @@
 
 mod detect;
 mod error;
+mod ingest;
 mod locate;
 mod poison;
 mod proxy;
@@ -36,6 +37,7 @@ mod raw;
 mod sinks;
 
 pub use detect::DetectConfig;
+pub use ingest::{IngestSettings, IngestTlsSettings};
 pub use poison::PoisonConfig;
 pub use proxy::{DEFAULT_LISTEN, DEFAULT_UPSTREAM, SchemaConfig};
 pub use sinks::{DeliveryOptions, HttpApi, SyslogProtocol, TlsFiles};
@@ -154,6 +156,8 @@ pub struct Config {
     /// `[detect]`: injection and capability detectors, the firewall,
     /// anomaly detectors.
     pub detect: DetectConfig,
+    /// `[ingest]`: the syslog receiver; absent, none runs.
+    pub ingest: Option<IngestSettings>,
 }
 
 /// `[audit]`: the sealed audit log.
@@ -351,6 +355,7 @@ impl Default for Config {
             schema: None,
             poison: None,
             detect: DetectConfig::default(),
+            ingest: None,
         }
     }
 }
@@ -466,6 +471,10 @@ fn validate(raw: RawConfig, cx: &Context<'_>) -> Result<Config, Invalid> {
         Some(raw) => detect::detect(raw, &root.key("detect"), cx.dir)?,
         None => DetectConfig::default(),
     };
+    let ingest = match raw.ingest {
+        Some(raw) => Some(ingest::ingest(raw, &root.key("ingest"), cx.dir)?),
+        None => None,
+    };
     let poison = match raw.poison {
         Some(raw) => Some(poison::poison(raw, &root.key("poison"), cx.dir)?),
         None => None,
@@ -480,6 +489,7 @@ fn validate(raw: RawConfig, cx: &Context<'_>) -> Result<Config, Invalid> {
         schema,
         poison,
         detect,
+        ingest,
     })
 }
 

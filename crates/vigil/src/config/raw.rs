@@ -22,6 +22,7 @@ pub(super) struct RawConfig {
     pub(super) schema: Option<super::proxy::RawSchema>,
     pub(super) poison: Option<super::poison::RawPoison>,
     pub(super) detect: Option<super::detect::RawDetect>,
+    pub(super) ingest: Option<super::ingest::RawIngest>,
 }
 
 #[derive(Debug, Default, Deserialize)]
