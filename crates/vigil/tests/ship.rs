@@ -213,6 +213,125 @@ impl Receiver for Table {
     }
 }
 
+/// A webhook collector in the test (no Splunk or Elasticsearch here): it
+/// answers 200 to every POST of a JSON array and keeps `(origin, seq)` of
+/// each document. Stopping it closes the listener and every connection.
+struct Webhook {
+    port: u16,
+    got: std::sync::Arc<std::sync::Mutex<Vec<(String, u64)>>>,
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl Webhook {
+    fn start() -> Webhook {
+        let mut w = Webhook {
+            port: vigil_testkit::free_port(),
+            got: Default::default(),
+            stop: None,
+        };
+        w.start_again();
+        w
+    }
+
+    fn serve(
+        mut stream: TcpStream,
+        got: &std::sync::Mutex<Vec<(String, u64)>>,
+        stop: &std::sync::atomic::AtomicBool,
+    ) {
+        use std::sync::atomic::Ordering;
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+        let mut buf: Vec<u8> = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        while !stop.load(Ordering::SeqCst) {
+            match stream.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue;
+                }
+                Err(_) => return,
+            }
+            loop {
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    break;
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if buf.len() < end + 4 + len {
+                    break;
+                }
+                let body: Vec<u8> = buf[end + 4..end + 4 + len].to_vec();
+                buf.drain(..end + 4 + len);
+                let docs: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
+                {
+                    let mut got = got.lock().unwrap();
+                    for d in docs {
+                        got.push((
+                            d["origin"].as_str().unwrap().to_owned(),
+                            d["seq"].as_u64().unwrap(),
+                        ));
+                    }
+                }
+                if stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Receiver for Webhook {
+    fn sink_toml(&self) -> String {
+        format!(
+            "[[sinks]]\nname = \"sink\"\ntype = \"http\"\napi = \"webhook\"\n\
+             url = \"http://127.0.0.1:{}/events\"\nbatch = {BATCH}\nretry_max_ms = 1000\ntimeout_ms = 2000\n",
+            self.port
+        )
+    }
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            // Wake the accept loop so it sees the flag and drops the listener.
+            let _ = TcpStream::connect(("127.0.0.1", self.port));
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    fn start_again(&mut self) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port)).unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        self.stop = Some(stop.clone());
+        let got = self.got.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(conn) = conn else { continue };
+                let (got, stop) = (got.clone(), stop.clone());
+                std::thread::spawn(move || Webhook::serve(conn, &got, &stop));
+            }
+        });
+    }
+    fn received(&self) -> Vec<(String, u64)> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
 /// A PostgreSQL for the proxy, with pgbench's tables.
 fn database() -> PgServer {
     let pg = PgServer::start().unwrap();
@@ -546,6 +665,11 @@ fn syslog_tcp_outage_loses_nothing() {
 #[test]
 fn syslog_tcp_restart_after_sigkill_loses_nothing() {
     killed_while_delivering(Rsyslog::start());
+}
+
+#[test]
+fn http_webhook_outage_loses_nothing() {
+    outage(Webhook::start());
 }
 
 #[test]
