@@ -130,6 +130,56 @@ fn main() {
           min_severity = \"info\"\ninclude = [\"poison\", \"statement\"]\nexclude = [\"auth.failed\"]\n\
           [sinks.syslog]\nfacility = \"local3\"\napp_name = \"vigil\"\n",
     );
+
+    // syslog_ingest: a knob byte (message limit and read size), then a TCP
+    // stream or a datagram: the RFC 5424 and RFC 3164 examples, framed.
+    for (name, seed) in syslog_ingest_seeds() {
+        w.put("syslog_ingest", name, &seed);
+    }
+}
+
+/// The `syslog_ingest` seeds: `(name, knob byte then stream)`.
+fn syslog_ingest_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let rfc5424: [&[u8]; 3] = [
+        b"<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 - \
+          \xEF\xBB\xBF'su root' failed for lonvick on /dev/pts/8",
+        b"<165>1 2003-08-24T05:14:15.000003-07:00 192.0.2.1 myproc 8710 - - \
+          %% It's time to make the do-nuts.",
+        b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 \
+          [exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"]\
+          [examplePriority@32473 class=\"high\" esc=\"\\\"\\]\\\\\"]",
+    ];
+    let rfc3164: [&[u8]; 2] = [
+        b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8",
+        b"<13>Feb  5 17:32:18 10.0.0.99 sshd[31255]: Use the BFG!",
+    ];
+    let counted = |knob: u8, messages: &[&[u8]]| {
+        let mut seed = vec![knob];
+        for m in messages {
+            seed.extend_from_slice(format!("{} ", m.len()).as_bytes());
+            seed.extend_from_slice(m);
+        }
+        seed
+    };
+    let lines = |knob: u8, messages: &[&[u8]]| {
+        let mut seed = vec![knob];
+        for m in messages {
+            seed.extend_from_slice(m);
+            seed.extend_from_slice(b"\r\n");
+        }
+        seed
+    };
+    let mut mixed = counted(3, &rfc5424[..1]);
+    mixed.extend_from_slice(&lines(0, &rfc3164)[1..]);
+    mixed.extend_from_slice(b"\n\n12345678901 x05 y");
+    let mut datagram = vec![255];
+    datagram.extend_from_slice(rfc5424[2]);
+    vec![
+        ("rfc5424-octet-counted", counted(200, &rfc5424)),
+        ("rfc3164-lines", lines(60, &rfc3164)),
+        ("mixed-small-limit", mixed),
+        ("datagram", datagram),
+    ]
 }
 
 /// A log of a few entries, two checkpoints and two segments.

@@ -55,6 +55,7 @@ mod stats;
 mod worker;
 
 pub mod deliver;
+pub mod ingest;
 pub mod transport;
 
 pub use error::Error;

@@ -15,10 +15,13 @@ use vigil_ship::transport::file::{FileConfig, FileTransport};
 use vigil_ship::transport::{Record, SendError, Sent, Transport};
 use zeroize::Zeroizing;
 
+type Received = (u64, Vec<u8>, Vec<u8>);
+
 /// A receiver in memory whose answers the test scripts.
 #[derive(Clone, Default)]
 struct Memory {
-    got: Arc<Mutex<Vec<(u64, Vec<u8>, Vec<u8>)>>>,
+    /// `(seq, formatted, sealed)` of every accepted record.
+    got: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<VecDeque<Result<Sent, SendError>>>>,
     reopened: Arc<Mutex<u32>>,
 }

@@ -220,8 +220,14 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     while let Some(q) = key_rx.try_recv() {
         emitter.emit(q.event);
     }
-    let delivery = match crate::ship::start(&cfg, &audit, durable, emitter.clone()) {
-        Ok(d) => d.map(Arc::new),
+    let started = crate::ship::start(&cfg, &audit, durable, emitter.clone()).and_then(|d| {
+        Ok((
+            d.map(Arc::new),
+            crate::ship::start_ingest(&cfg, emitter.clone())?,
+        ))
+    });
+    let (delivery, ingest) = match started {
+        Ok(v) => v,
         Err(e) => {
             eprintln!("vigil: {e:#}");
             drop(emitter);
@@ -278,6 +284,9 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         &store,
     ));
     runtime.shutdown_timeout(Duration::from_secs(1));
+    if let Some(ingest) = ingest {
+        ingest.shutdown();
+    }
     drop(emitter);
     match Arc::try_unwrap(pipeline) {
         Ok(p) => {

@@ -190,3 +190,28 @@ fn secret(var: Option<&str>, key: &str) -> anyhow::Result<Option<String>> {
         ),
     }
 }
+
+/// Starts the syslog receiver of `[ingest]`, if configured: what it
+/// receives is sealed and shipped like vigil's own events.
+pub(crate) fn start_ingest(
+    cfg: &Config,
+    emitter: Emitter,
+) -> anyhow::Result<Option<vigil_ship::ingest::Ingest>> {
+    let Some(settings) = &cfg.ingest else {
+        return Ok(None);
+    };
+    let mut config = vigil_ship::ingest::IngestConfig::default();
+    config.udp = settings.udp;
+    config.tcp = settings.tcp;
+    config.tls = settings.tls.as_ref().map(|t| {
+        let mut tls = vigil_ship::ingest::IngestTls::new(t.listen, t.cert.clone(), t.key.clone());
+        tls.client_ca = t.client_ca.clone();
+        tls
+    });
+    config.max_message = settings.max_message;
+    // Forwarders keep their connection open for long quiet spells.
+    config.idle_timeout = Duration::from_secs(3600);
+    let ingest = vigil_ship::ingest::Ingest::start(config, emitter)
+        .map_err(|e| anyhow::anyhow!("[ingest]: {e}"))?;
+    Ok(Some(ingest))
+}

@@ -850,3 +850,63 @@ fn a_missing_sink_secret_is_a_clear_start_error() {
         "{err}"
     );
 }
+
+/// Programs next to the database send their own events over syslog; vigil
+/// seals them and ships them like its own.
+#[test]
+fn syslog_ingest_seals_and_ships_what_applications_send() {
+    let pg = database();
+    let dir = vigil_testkit::tempdir();
+    let events = dir.path().join("events.json");
+    let ingest_port = vigil_testkit::free_port();
+    let extra = format!(
+        "[[sinks]]\nname = \"file\"\ntype = \"file\"\npath = \"{}\"\ninclude = [\"ingest.message\"]\n\n\
+         [ingest]\nsyslog_tcp = \"127.0.0.1:{ingest_port}\"\n",
+        events.display()
+    );
+    let mut svc = Service::start(&pg, &extra);
+    let out = Command::new("logger")
+        .args([
+            "--rfc5424",
+            "--tcp",
+            "--octet-count",
+            "-n",
+            "127.0.0.1",
+            "-P",
+        ])
+        .arg(ingest_port.to_string())
+        .args([
+            "-t",
+            "billing",
+            "-p",
+            "authpriv.warning",
+            "payment refused for account 17",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until(
+        "the message in the file sink",
+        Duration::from_secs(20),
+        || std::fs::read_to_string(&events).is_ok_and(|t| t.contains("payment refused")),
+    );
+    svc.stop();
+    let sealed = svc.sealed();
+    let msg = sealed
+        .iter()
+        .find(|e| e.kind == catalog::INGEST_MESSAGE)
+        .expect("sealed");
+    assert_eq!(msg.field_value("app_name").unwrap().to_string(), "billing");
+    assert!(
+        msg.field_value("message")
+            .unwrap()
+            .to_string()
+            .contains("payment refused for account 17")
+    );
+    assert_eq!(msg.severity, vigil_event::Severity::Warning);
+    assert!(sealed.iter().any(|e| e.kind == catalog::INGEST_STARTED));
+}

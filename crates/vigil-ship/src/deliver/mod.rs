@@ -207,8 +207,11 @@ pub struct Delivery {
     sinks: Vec<(Arc<Shared>, Option<JoinHandle<()>>)>,
     config: Arc<DeliveryConfig>,
     /// Retention's thread and its stop flag.
-    housekeeper: Option<(Arc<(Mutex<bool>, Condvar)>, JoinHandle<()>)>,
+    housekeeper: Option<(Arc<StopFlag>, JoinHandle<()>)>,
 }
+
+/// A flag a thread sleeps on until it is raised.
+type StopFlag = (Mutex<bool>, Condvar);
 
 impl Delivery {
     /// Loads every sink's cursor and starts its thread.

@@ -1000,6 +1000,23 @@ impl Msg {
     }
 }
 
+/// Runs the parser of what a NATS server sends over arbitrary bytes, one
+/// operation after another, as the fuzz target does: it must never panic,
+/// and every operation must take at least one byte and no more than there is.
+#[doc(hidden)]
+pub fn fuzz_server_bytes(data: &[u8]) {
+    let mut at = 0;
+    while at < data.len() {
+        match parse_op(&data[at..], 1 << 20) {
+            Ok(Some((_, used))) => {
+                assert!(used > 0 && used <= data.len() - at, "parse_op took {used} bytes");
+                at += used;
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+}
+
 /// Parses one operation at the start of `buf`: `Ok(None)` when more bytes
 /// are needed, else the operation and the bytes it took. Message payloads
 /// larger than `max_payload` are refused. Never panics, whatever `buf`
