@@ -162,7 +162,7 @@ impl LogReader {
         loop {
             // Hand out whole lines from the buffer.
             while out.len() < max && self.next <= limit {
-                let Some(nl) = self.buf[scan..].iter().position(|&b| b == b'\n') else {
+                let Some(nl) = memchr::memchr(b'\n', &self.buf[scan..]) else {
                     break;
                 };
                 let (start, end) = (scan, scan + nl);
@@ -282,7 +282,7 @@ impl LogReader {
     /// ends there, as it does when `next` is yet to be written).
     fn hint_holds(&mut self) -> io::Result<bool> {
         self.fill()?;
-        let Some(nl) = self.buf.iter().position(|&b| b == b'\n') else {
+        let Some(nl) = memchr::memchr(b'\n', &self.buf) else {
             return Ok(self.buf.is_empty());
         };
         Ok(split_sealed(self.format, &self.buf[..nl]).is_ok_and(|(_, s)| s.seq == self.next))
@@ -297,6 +297,14 @@ impl LogReader {
             .iter()
             .any(|(s, _)| *s > current && *s <= self.next)
         {
+            // A newer segment that starts past the wanted entry: the ones
+            // between were removed (retention) while this one was open.
+            if let Some(&(oldest, _)) = segments.iter().find(|(s, _)| *s > current) {
+                return Err(ReadError::Behind {
+                    wanted: self.next,
+                    oldest,
+                });
+            }
             return Ok(false);
         }
         self.open = None;

@@ -15,8 +15,9 @@ use crate::transport::{Record, SendError};
 
 /// How long an idle sink waits for new entries before looking again.
 const IDLE_WAIT: Duration = Duration::from_millis(50);
-/// How often a cursor that only skipped filtered-out entries is stored.
-const SKIP_STORE_EVERY: Duration = Duration::from_secs(1);
+/// How often the cursor is stored while the sink is behind, or has only
+/// skipped entries its filter does not pass.
+const STORE_EVERY: Duration = Duration::from_secs(1);
 
 const UP: u8 = 0;
 const DOWN: u8 = 1;
@@ -51,6 +52,8 @@ pub(super) struct Runner {
     spans: Vec<(usize, usize, usize)>,
     lagging: bool,
     last_store: Instant,
+    /// The cursor moved since it was last stored.
+    dirty: bool,
 }
 
 impl Ctl {
@@ -221,6 +224,7 @@ impl Runner {
             spans: Vec::new(),
             lagging: false,
             last_store: Instant::now(),
+            dirty: false,
         }
     }
 
@@ -259,6 +263,9 @@ impl Runner {
                 }
             }
             if self.entries.is_empty() {
+                if self.dirty {
+                    self.store_cursor();
+                }
                 self.set_lag(limit, None);
                 if self.ctl.stop_requested().is_some() {
                     break;
@@ -473,7 +480,13 @@ impl Runner {
             .counters
             .cursor
             .store(last.seq, Ordering::Relaxed);
-        if !self.spans.is_empty() || self.last_store.elapsed() >= SKIP_STORE_EVERY {
+        // Storing the cursor costs an fsync and a rename (milliseconds on a
+        // disk): after every batch once caught up, at most once a second
+        // while working through a backlog. A crash then re-sends at most
+        // the last batch, or the last second of a backlog.
+        self.dirty = true;
+        let caught_up = last.seq >= limit;
+        if self.last_store.elapsed() >= STORE_EVERY || (caught_up && !self.spans.is_empty()) {
             self.store_cursor();
         }
         let next_time = self.events.last().map(|e| e.time);
@@ -493,6 +506,7 @@ impl Runner {
             );
         }
         self.last_store = Instant::now();
+        self.dirty = false;
     }
 
     /// Updates the lag gauges and reports `sink.lagging` once per episode.
