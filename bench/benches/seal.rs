@@ -3,6 +3,8 @@
 //! - `seal/end_to_end`: events from an `Emitter` through the pipeline into
 //!   the sealed audit log with `sync = "interval"` (group commit every
 //!   10 ms), timed until the last event is durable on disk.
+//! - `seal/append`: the same event sealed by a `Sealer` alone (no pipeline,
+//!   `sync = "never"`): formatting, MAC, Merkle leaf and buffered writes.
 //! - `verify/key` and `verify/public_key`: `vigil verify` of a sealed log
 //!   of 200,000 entries, with the audit key and with the public key alone.
 
@@ -89,6 +91,25 @@ fn seal_end_to_end(c: &mut Criterion) {
             pipeline.shutdown().expect("shutdown");
             elapsed
         })
+    });
+    g.finish();
+    // Its own group: at a few µs per entry, a long measurement writes
+    // gigabytes of log.
+    let mut g = c.benchmark_group("seal");
+    g.throughput(Throughput::Elements(1));
+    g.warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(2));
+    g.bench_function("append", |b| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = SealConfig::new(dir.path(), "bench");
+        cfg.sync = SyncPolicy::Never;
+        let (mut sealer, _) = Sealer::open(cfg, keys()).expect("open");
+        let ev = statement();
+        b.iter(|| {
+            sealer.append(&mut ev.clone()).expect("append");
+            sealer.take_generated();
+        });
+        sealer.close().expect("close");
     });
     g.finish();
 }

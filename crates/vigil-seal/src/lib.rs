@@ -60,6 +60,7 @@ mod chain;
 mod checkpoint;
 mod line;
 mod merkle;
+mod sha;
 mod verify;
 mod writer;
 

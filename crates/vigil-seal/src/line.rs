@@ -186,6 +186,22 @@ pub fn write_sealed(format: LineFormat, record: &[u8], seal: &Seal, out: &mut Ve
 /// Splits a sealed line (without its newline) into the record, as the
 /// format wrote it, and the seal.
 pub fn split_sealed(format: LineFormat, line: &[u8]) -> Result<(Cow<'_, [u8]>, Seal), LineError> {
+    let (at, seal) = parse_sealed(format, line)?;
+    let record = match record_parts(format, line, at) {
+        (head, []) => Cow::Borrowed(head),
+        (head, tail) => {
+            let mut r = Vec::with_capacity(head.len() + tail.len());
+            r.extend_from_slice(head);
+            r.extend_from_slice(tail);
+            Cow::Owned(r)
+        }
+    };
+    Ok((record, seal))
+}
+
+/// Parses a sealed line (without its newline): where its seal starts, and
+/// the seal. [`record_parts`] gives the record without copying it.
+pub(crate) fn parse_sealed(format: LineFormat, line: &[u8]) -> Result<(usize, Seal), LineError> {
     let t = format.tokens();
     let at = rfind(line, t.open).ok_or(LineError::NoSeal)?;
     let mut p = Parser {
@@ -210,26 +226,13 @@ pub fn split_sealed(format: LineFormat, line: &[u8]) -> Result<(Cow<'_, [u8]>, S
     if !p.s.is_empty() {
         return Err(LineError::BadSeal);
     }
-    let record = match format {
-        LineFormat::Json => {
-            if line.first() != Some(&b'{') {
-                return Err(LineError::BadRecord);
-            }
-            let mut r = Vec::with_capacity(at + 1);
-            r.extend_from_slice(&line[..at]);
-            r.push(b'}');
-            Cow::Owned(r)
-        }
-        LineFormat::Cef => {
-            if !line.starts_with(b"CEF:0|") {
-                return Err(LineError::BadRecord);
-            }
-            Cow::Borrowed(&line[..at])
-        }
-        LineFormat::Text => Cow::Borrowed(&line[..at]),
-    };
+    match format {
+        LineFormat::Json if line.first() != Some(&b'{') => return Err(LineError::BadRecord),
+        LineFormat::Cef if !line.starts_with(b"CEF:0|") => return Err(LineError::BadRecord),
+        _ => {}
+    }
     Ok((
-        record,
+        at,
         Seal {
             seq,
             key_version,
@@ -238,6 +241,16 @@ pub fn split_sealed(format: LineFormat, line: &[u8]) -> Result<(Cow<'_, [u8]>, S
             checkpoint,
         },
     ))
+}
+
+/// The record of a line whose seal starts at `at` ([`parse_sealed`]), as
+/// `head || tail`: for JSON the line up to the seal and the closing brace
+/// taken off it, for the other formats the line up to the seal.
+pub(crate) fn record_parts(format: LineFormat, line: &[u8], at: usize) -> (&[u8], &'static [u8]) {
+    match format {
+        LineFormat::Json => (&line[..at], b"}"),
+        LineFormat::Cef | LineFormat::Text => (&line[..at], b""),
+    }
 }
 
 struct Parser<'a> {
@@ -264,12 +277,19 @@ impl Parser<'_> {
     }
 
     fn hex32(&mut self) -> Option<Hash> {
-        let digits = self.s.get(..64)?;
+        let (digits, rest) = self.s.split_first_chunk::<64>()?;
         let mut out = [0u8; 32];
-        for (i, pair) in digits.chunks_exact(2).enumerate() {
-            out[i] = (hex_val(pair[0])? << 4) | hex_val(pair[1])?;
+        // Invalid digits map to 0xff: one check for all of them at the end.
+        let mut bad = 0u8;
+        for (o, pair) in out.iter_mut().zip(digits.as_chunks::<2>().0) {
+            let (hi, lo) = (HEX_VAL[usize::from(pair[0])], HEX_VAL[usize::from(pair[1])]);
+            bad |= hi | lo;
+            *o = (hi << 4) | (lo & 15);
         }
-        self.s = &self.s[64..];
+        if bad & 0xf0 != 0 {
+            return None;
+        }
+        self.s = rest;
         Some(out)
     }
 
@@ -293,21 +313,35 @@ impl Parser<'_> {
     }
 }
 
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
+/// The value of each lower-case hex digit; 0xff for every other byte.
+static HEX_VAL: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
-}
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
+/// The last occurrence of `needle` (not empty) in `hay`.
 fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.len() > hay.len() {
-        return None;
+    let (&first, rest) = needle.split_first()?;
+    // Candidates start before `end`. Look for the first byte, then compare
+    // the rest: a call to compare at every position costs more.
+    let mut end = hay.len().checked_sub(needle.len())? + 1;
+    while let Some(i) = hay[..end].iter().rposition(|&b| b == first) {
+        if hay[i + 1..].starts_with(rest) {
+            return Some(i);
+        }
+        end = i;
     }
-    (0..=hay.len() - needle.len())
-        .rev()
-        .find(|&i| hay[i..].starts_with(needle))
+    None
 }
 
 fn push_b64url(out: &mut Vec<u8>, data: &[u8]) {

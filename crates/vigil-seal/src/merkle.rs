@@ -13,22 +13,22 @@
 //! The distinct prefixes separate leaves from interior nodes, so a leaf can
 //! never be passed off as a subtree (second-preimage attacks).
 
-use ring::digest;
 use subtle::ConstantTimeEq;
+
+use crate::sha::{Sha256, sha256};
 
 /// A SHA-256 digest: a leaf hash, an interior node hash or a tree root.
 pub type Hash = [u8; 32];
 
-// SHA-256 here is ring's: on CPUs without SHA extensions its vectorised
-// code is about twice as fast as the portable one, and these hashes are
-// most of the cost of sealing and verifying.
+// SHA-256 here is `crate::sha`'s: these hashes are most of the cost of
+// sealing and verifying.
 
 /// Returns the RFC 6962 leaf hash of `data`: `SHA-256(0x00 || data)`.
 pub fn leaf_hash(data: &[u8]) -> Hash {
-    let mut ctx = digest::Context::new(&digest::SHA256);
+    let mut ctx = Sha256::new();
     ctx.update(&[0x00]);
     ctx.update(data);
-    to_hash(ctx.finish())
+    ctx.finish()
 }
 
 /// Returns the RFC 6962 interior node hash: `SHA-256(0x01 || left || right)`.
@@ -37,12 +37,12 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     buf[0] = 0x01;
     buf[1..33].copy_from_slice(left);
     buf[33..].copy_from_slice(right);
-    to_hash(digest::digest(&digest::SHA256, &buf))
+    sha256(&[&buf])
 }
 
 /// Returns the root of the empty tree: `SHA-256("")`.
 pub fn empty_root() -> Hash {
-    to_hash(digest::digest(&digest::SHA256, &[]))
+    sha256(&[])
 }
 
 /// A hash as 64 lower-case hex digits, the form every vigil output uses.
@@ -67,12 +67,6 @@ pub fn hash_from_hex(s: &str) -> Option<Hash> {
         *o = u8::try_from(hi * 16 + lo).ok()?;
     }
     Some(out)
-}
-
-fn to_hash(d: digest::Digest) -> Hash {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
 }
 
 /// Why a proof could not be built or did not verify.
@@ -225,6 +219,25 @@ impl Tree {
         self.frontier.push(hash);
         self.size = next;
         index
+    }
+
+    /// The last hash of the frontier: after [`push`](Self::push), the root
+    /// of the perfect subtree the new leaf completed.
+    pub(crate) fn last(&self) -> Option<&Hash> {
+        self.frontier.last()
+    }
+
+    /// Appends a leaf whose push into a tree equal to this one (same size,
+    /// same frontier) left `merged` as [`last`](Self::last): the same result
+    /// as [`push`](Self::push) without hashing. The verifier's reader thread
+    /// does the hashing on a copy of the tree.
+    pub(crate) fn push_merged(&mut self, merged: Hash) {
+        let next = self.size.checked_add(1).expect("Merkle tree is full");
+        let merges = self.size.trailing_ones() as usize;
+        self.frontier
+            .truncate(self.frontier.len().saturating_sub(merges));
+        self.frontier.push(merged);
+        self.size = next;
     }
 
     /// Hashes `data` as a leaf, appends it and returns its leaf hash.

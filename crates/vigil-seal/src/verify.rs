@@ -53,10 +53,19 @@
 //!
 //! # Memory
 //!
-//! One line at a time, the Merkle tree's frontier (at most 64 hashes) and
-//! the kept checkpoints. Only to name a failure does the verifier look
-//! further: at most the rest of the current segment, two lines of the next
-//! one and the first line of each later segment.
+//! A few chunks of lines read ahead (four of 256 KiB, larger only for a
+//! longer line), the Merkle tree's frontier (at most 64 hashes, and a copy
+//! of it in the reader thread) and the kept checkpoints. Only to name a
+//! failure does the verifier look further: at most the rest of the current
+//! segment, two lines of the next one and the first line of each later
+//! segment.
+//!
+//! # Threads
+//!
+//! Each segment file is read by a second thread, which splits it into
+//! lines, parses their seals and hashes them into a copy of the Merkle
+//! tree, while the calling thread checks the lines in order: the MAC chain,
+//! seqs, checkpoints. The hashing splits about evenly between the two.
 //!
 //! # Resuming
 //!
@@ -69,14 +78,15 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 
 use zeroize::Zeroizing;
 
 use crate::chain::{ChainKey, mac_eq};
 use crate::checkpoint::{Checkpoint, CheckpointVerifier, parse_unverified};
-use crate::line::{LineFormat, Seal, split_sealed};
+use crate::line::{LineError, LineFormat, Seal, parse_sealed, record_parts};
 use crate::merkle::{Hash, Tree, leaf_hash};
 use crate::writer::parse_segment_name;
 
@@ -498,8 +508,12 @@ fn collect_segments(paths: &[PathBuf]) -> Result<Vec<(u64, PathBuf)>, VerifyErro
     Ok(out)
 }
 
-/// Read buffer of a segment file.
-const READ_BUF: usize = 256 * 1024;
+/// Bytes a reader thread reads at once: the lines of a chunk travel
+/// together.
+const CHUNK: usize = 256 * 1024;
+
+/// Chunks read ahead of the checks: bounds the verifier's memory.
+const CHUNKS_AHEAD: usize = 4;
 
 struct Run<'v, 'a> {
     v: &'v Verifier<'a>,
@@ -519,7 +533,7 @@ struct Run<'v, 'a> {
     /// Seq of the last checkpoint entry verified (0: none yet).
     last_checkpoint: u64,
     bytes: u64,
-    line: Vec<u8>,
+    /// The last line verified, once the chunk it was in is gone.
     prev_line: Vec<u8>,
     /// The file being read, and the lines and bytes of it read so far.
     file: PathBuf,
@@ -548,7 +562,6 @@ impl<'v, 'a> Run<'v, 'a> {
             pending_external,
             last_checkpoint: 0,
             bytes: 0,
-            line: Vec::new(),
             prev_line: Vec::new(),
             file: PathBuf::new(),
             file_line: 0,
@@ -632,20 +645,64 @@ impl<'v, 'a> Run<'v, 'a> {
         }
         self.file.clone_from(path);
         let next = segments.get(idx + 1).map(|(_, p)| p.as_path());
-        let mut lines = Lines::new(BufReader::with_capacity(READ_BUF, file), path, next);
-        let mut line = std::mem::take(&mut self.line);
-        let mut first = offset == 0;
-        while let Some(n) = lines.next(&mut line)? {
-            self.file_line += 1;
-            self.file_offset += n;
-            let start = first.then_some((idx, *name_seq));
-            first = false;
-            if !self.entry(&line, &mut lines, start)? {
-                break;
+        let format = self.format;
+        let tree = self.tree.clone();
+        // A second thread reads the file, splits it into lines, parses their
+        // seals and hashes them into a copy of the Merkle tree, while this
+        // one checks them in order (the MAC chain, everything else). Both
+        // trees take every line in the same order until this one stops, so
+        // the copy's hashes are this tree's.
+        std::thread::scope(|scope| {
+            let (tx, rx) = mpsc::sync_channel(CHUNKS_AHEAD);
+            let (back_tx, back_rx) = mpsc::channel();
+            scope.spawn(move || read_chunks(file, format, tree, &tx, &back_rx));
+            let mut lines = Lines::new(rx, back_tx, path, next);
+            let mut first = offset == 0;
+            let mut result = Ok(());
+            let mut stop = false;
+            while !stop {
+                let mut chunk = match lines.next_chunk() {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => break,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                };
+                let mut verified = 0;
+                for i in 0..chunk.lines.len() {
+                    let parsed = chunk.lines[i].parsed.take();
+                    let (taken, hashed) = (chunk.lines[i].taken, chunk.lines[i].hashed);
+                    self.file_line += 1;
+                    self.file_offset += taken;
+                    let start = first.then_some((idx, *name_seq));
+                    first = false;
+                    let here = At {
+                        chunk: &chunk,
+                        idx: i,
+                    };
+                    match self.entry(chunk.line(i), hashed, parsed, &mut lines, &here, start) {
+                        Ok(true) => verified = i + 1,
+                        Ok(false) => stop = true,
+                        Err(e) => {
+                            result = Err(e);
+                            stop = true;
+                        }
+                    }
+                    if stop {
+                        break;
+                    }
+                }
+                if verified > 0 {
+                    self.prev_line.clear();
+                    self.prev_line.extend_from_slice(chunk.line(verified - 1));
+                }
+                lines.recycle(chunk);
             }
-            std::mem::swap(&mut line, &mut self.prev_line);
-        }
-        self.line = line;
+            // Stops the reader thread, if it is still reading.
+            drop(lines);
+            result
+        })?;
         self.prev_file = Some((path.clone(), self.file_line));
         Ok(())
     }
@@ -655,7 +712,10 @@ impl<'v, 'a> Run<'v, 'a> {
     fn entry(
         &mut self,
         line: &[u8],
+        hashed: Hashed,
+        parsed: Parsed,
         lines: &mut Lines<'_>,
+        here: &At<'_>,
         start: Option<(usize, u64)>,
     ) -> Result<bool, VerifyError> {
         let path = lines.path;
@@ -681,11 +741,16 @@ impl<'v, 'a> Run<'v, 'a> {
                 }
             },
         };
-        let Ok((record, seal)) = split_sealed(format, line) else {
+        let parsed = match parsed {
+            Some((f, p)) if f == format => p,
+            _ => parse_sealed(format, line),
+        };
+        let Ok((at, seal)) = parsed else {
             let msg = "line is not a sealed entry".to_string();
             self.fail(FailureKind::Malformed, path, lineno, None, msg);
             return Ok(false);
         };
+        let record = record_parts(format, line, at);
         if let Some((idx, name_seq)) = start
             && let Some(f) = self.segment_start(idx, name_seq, line, &seal, format)?
         {
@@ -693,7 +758,7 @@ impl<'v, 'a> Run<'v, 'a> {
             return Ok(false);
         }
         if seal.seq != self.expected {
-            let (kind, seq, msg) = self.classify(line, &record, &seal, lines, format)?;
+            let (kind, seq, msg) = self.classify(line, record, &seal, lines, here, format)?;
             self.fail(kind, path, lineno, seq, msg);
             return Ok(false);
         }
@@ -714,7 +779,7 @@ impl<'v, 'a> Run<'v, 'a> {
             },
             _ => None,
         };
-        if let Some((kind, msg)) = self.check_mac(&record, &seal) {
+        if let Some((kind, msg)) = self.check_mac(record, &seal) {
             self.fail(kind, path, lineno, Some(seal.seq), msg);
             return Ok(false);
         }
@@ -725,7 +790,11 @@ impl<'v, 'a> Run<'v, 'a> {
             }
             self.last_checkpoint = seal.seq;
         }
-        self.tree.push(leaf_hash(line));
+        if hashed.size == self.tree.size() {
+            self.tree.push_merged(hashed.merged);
+        } else {
+            self.tree.push(hashed.leaf);
+        }
         self.check_external(path, lineno, seal.seq);
         if self.report.failure.is_some() {
             return Ok(false);
@@ -826,9 +895,10 @@ impl<'v, 'a> Run<'v, 'a> {
     fn classify(
         &mut self,
         line: &[u8],
-        record: &[u8],
+        record: (&[u8], &[u8]),
         seal: &Seal,
         lines: &mut Lines<'_>,
+        here: &At<'_>,
         format: LineFormat,
     ) -> Result<(FailureKind, Option<u64>, String), VerifyError> {
         let e = self.expected;
@@ -837,13 +907,13 @@ impl<'v, 'a> Run<'v, 'a> {
             let msg = format!("entries {e} and {s} share one line: a line break is missing");
             return Ok((FailureKind::Malformed, Some(e), msg));
         }
-        let next = lines.peek(0)?.map(|l| line_seq(format, l));
+        let next = lines.peek(here, 0)?.map(|l| line_seq(format, l));
         let end = next.is_none();
         let next = next.flatten();
         let changed =
             format!("the entry in the place of seq {e} says seq {s}: its seq was changed");
         if s < e {
-            if s + 1 == e && line == self.prev_line.as_slice() {
+            if s + 1 == e && line == here.prev().unwrap_or(&self.prev_line) {
                 return Ok((
                     FailureKind::Duplicated,
                     Some(s),
@@ -860,12 +930,12 @@ impl<'v, 'a> Run<'v, 'a> {
             let msg = format!("entry {s} appears again after entry {}", e - 1);
             return Ok((FailureKind::Replayed, Some(s), msg));
         }
-        let after = lines.peek(1)?.and_then(|l| line_seq(format, l));
+        let after = lines.peek(here, 1)?.and_then(|l| line_seq(format, l));
         if next == Some(e) && after == Some(e + 1) {
             let msg = format!("entry {s} does not belong before entry {e}");
             return Ok((FailureKind::Inserted, Some(s), msg));
         }
-        if next != Some(s + 1) && lines.find_seq(e, format)? {
+        if next != Some(s + 1) && lines.find_seq(here, e, format)? {
             return Ok((
                 FailureKind::Reordered,
                 Some(s),
@@ -910,7 +980,7 @@ impl<'v, 'a> Run<'v, 'a> {
         Ok((self.key.insert(key), version))
     }
 
-    fn check_mac(&mut self, record: &[u8], seal: &Seal) -> Option<(FailureKind, String)> {
+    fn check_mac(&mut self, record: (&[u8], &[u8]), seal: &Seal) -> Option<(FailureKind, String)> {
         if let Some(origin) = &seal.start {
             if self.v.keys.is_some()
                 && let Some(o) = &self.origin
@@ -943,7 +1013,7 @@ impl<'v, 'a> Run<'v, 'a> {
         }
         let start = seal.start.is_some();
         let cp = seal.checkpoint.as_deref();
-        let mac = key.mac(seal.seq, seal.key_version, start, record, cp, &prev);
+        let mac = key.mac_split(seal.seq, seal.key_version, start, record, cp, &prev);
         if !mac_eq(&mac, &seal.mac) {
             let msg = "MAC does not verify: the entry or its seal was changed".to_string();
             return Some((FailureKind::Modified, msg));
@@ -955,7 +1025,7 @@ impl<'v, 'a> Run<'v, 'a> {
 
     /// True when the line's MAC verifies as entry `seq`, the one expected:
     /// only its seq field was changed. Always false without the audit keys.
-    fn verifies_as(&mut self, seq: u64, record: &[u8], seal: &Seal) -> bool {
+    fn verifies_as(&mut self, seq: u64, record: (&[u8], &[u8]), seal: &Seal) -> bool {
         let Some(lookup) = self.v.keys else {
             return false;
         };
@@ -964,13 +1034,14 @@ impl<'v, 'a> Run<'v, 'a> {
         let v = seal.key_version;
         let mac = match &seal.start {
             Some(origin) => match lookup(v) {
-                Some(audit_key) => {
-                    ChainKey::start(&audit_key, origin, seq).mac(seq, v, true, record, cp, &prev)
-                }
+                Some(audit_key) => ChainKey::start(&audit_key, origin, seq)
+                    .mac_split(seq, v, true, record, cp, &prev),
                 None => return false,
             },
             None => match self.chain_key(lookup) {
-                Ok((key, version)) if version == v => key.mac(seq, v, false, record, cp, &prev),
+                Ok((key, version)) if version == v => {
+                    key.mac_split(seq, v, false, record, cp, &prev)
+                }
                 _ => return false,
             },
         };
@@ -1063,7 +1134,7 @@ impl<'v, 'a> Run<'v, 'a> {
 fn detect(line: &[u8]) -> Option<LineFormat> {
     [LineFormat::Json, LineFormat::Cef, LineFormat::Text]
         .into_iter()
-        .find(|&f| split_sealed(f, line).is_ok())
+        .find(|&f| parse_sealed(f, line).is_ok())
 }
 
 /// The opening of the seal and the token after its seq, as `line.rs`
@@ -1128,13 +1199,191 @@ fn first_starting_at(
     })
 }
 
+/// A line's seal parsed by the reader thread, with the format it was
+/// parsed as; `None` before the format is known.
+type Parsed = Option<(LineFormat, Result<(usize, Seal), LineError>)>;
+
+/// A line's Merkle leaf hash, and what pushing it into the reader
+/// thread's tree of `size` leaves left as the tree's last hash
+/// ([`Tree::push_merged`]).
+#[derive(Clone, Copy)]
+struct Hashed {
+    leaf: Hash,
+    size: u64,
+    merged: Hash,
+}
+
+/// Lines of a segment file read by [`read_chunks`].
+#[derive(Default)]
+struct Chunk {
+    buf: Vec<u8>,
+    lines: Vec<LineInfo>,
+}
+
+/// One line of a [`Chunk`].
+struct LineInfo {
+    /// Where it is in the chunk's buffer, without its newline.
+    start: usize,
+    end: usize,
+    /// The bytes it took in the file.
+    taken: u64,
+    hashed: Hashed,
+    parsed: Parsed,
+}
+
+impl Chunk {
+    /// Line `i`, without its newline.
+    fn line(&self, i: usize) -> &[u8] {
+        let l = &self.lines[i];
+        &self.buf[l.start..l.end]
+    }
+}
+
+/// The line being checked: line `idx` of `chunk`.
+struct At<'c> {
+    chunk: &'c Chunk,
+    idx: usize,
+}
+
+impl At<'_> {
+    /// The line before, when it is in the same chunk.
+    fn prev(&self) -> Option<&[u8]> {
+        self.idx.checked_sub(1).map(|i| self.chunk.line(i))
+    }
+
+    /// Lines of the chunk after this one.
+    fn after(&self) -> usize {
+        self.chunk.lines.len() - self.idx - 1
+    }
+}
+
+/// Reads a segment file from where `file` stands, in chunks of whole lines,
+/// hashes each line as a Merkle leaf into `tree` and parses its seal as
+/// `format` (or the format its first line has), and sends the chunks on `tx`; takes
+/// chunks to reuse from `back`. Stops at the end of the file, on an error
+/// (which it sends) or when the receiver is gone.
+fn read_chunks(
+    mut file: File,
+    mut format: Option<LineFormat>,
+    mut tree: Tree,
+    tx: &SyncSender<io::Result<Chunk>>,
+    back: &Receiver<Chunk>,
+) {
+    let mut carry: Vec<u8> = Vec::new();
+    let mut first = true;
+    loop {
+        let mut chunk = back.try_recv().unwrap_or_default();
+        chunk.buf.clear();
+        chunk.lines.clear();
+        chunk.buf.append(&mut carry);
+        // Where the next line starts, and where the search for its end
+        // goes on.
+        let mut pos = 0;
+        let mut scan = 0;
+        let mut eof = false;
+        while chunk.lines.is_empty() && !eof {
+            let have = chunk.buf.len();
+            // A line longer than a chunk makes the buffer grow.
+            let want = if have < CHUNK { CHUNK - have } else { have };
+            chunk.buf.reserve(want);
+            match (&mut file).take(want as u64).read_to_end(&mut chunk.buf) {
+                Ok(n) => eof = n < want,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+            while let Some(nl) = find_newline(&chunk.buf[scan..]) {
+                let end = scan + nl;
+                push_line(
+                    &mut chunk,
+                    pos,
+                    end,
+                    end + 1 - pos,
+                    &mut format,
+                    &mut tree,
+                    &mut first,
+                );
+                pos = end + 1;
+                scan = pos;
+            }
+            scan = chunk.buf.len();
+        }
+        if eof {
+            let len = chunk.buf.len();
+            if pos < len {
+                // The last line has no newline.
+                push_line(
+                    &mut chunk,
+                    pos,
+                    len,
+                    len - pos,
+                    &mut format,
+                    &mut tree,
+                    &mut first,
+                );
+            }
+        } else {
+            carry.extend_from_slice(&chunk.buf[pos..]);
+        }
+        if !chunk.lines.is_empty() && tx.send(Ok(chunk)).is_err() {
+            return;
+        }
+        if eof {
+            return;
+        }
+    }
+}
+
+/// Hashes and parses the line at `start..end` of `chunk` and adds it.
+fn push_line(
+    chunk: &mut Chunk,
+    start: usize,
+    end: usize,
+    taken: usize,
+    format: &mut Option<LineFormat>,
+    tree: &mut Tree,
+    first: &mut bool,
+) {
+    let line = &chunk.buf[start..end];
+    if std::mem::take(first) && format.is_none() {
+        *format = detect(line);
+    }
+    let leaf = leaf_hash(line);
+    let size = tree.size();
+    tree.push(leaf);
+    let hashed = Hashed {
+        leaf,
+        size,
+        merged: tree.last().copied().unwrap_or(leaf),
+    };
+    chunk.lines.push(LineInfo {
+        start,
+        end,
+        taken: taken as u64,
+        hashed,
+        parsed: format.map(|f| (f, parse_sealed(f, line))),
+    });
+}
+
+/// The position of the first newline in `s`.
+fn find_newline(s: &[u8]) -> Option<usize> {
+    // The standard library's byte search, much faster than a byte loop.
+    let mut rest = s;
+    let n = rest.skip_until(b'\n').ok()?;
+    (n > 0 && s[n - 1] == b'\n').then(|| n - 1)
+}
+
 /// Lines of one segment, with lookahead (into the next segment too) for
 /// naming failures.
 struct Lines<'p> {
-    reader: BufReader<File>,
+    rx: Receiver<io::Result<Chunk>>,
+    /// Chunks read from go back to the reader thread for reuse.
+    back: Sender<Chunk>,
     path: &'p Path,
-    /// Lines of this file read ahead, with their length in the file.
-    ahead: VecDeque<(Vec<u8>, u64)>,
+    /// Chunks received after the current one (when looking ahead).
+    chunks: VecDeque<Chunk>,
+    /// True when the reader thread sent the whole file.
     done: bool,
     next_path: Option<&'p Path>,
     next: Option<BufReader<File>>,
@@ -1143,11 +1392,17 @@ struct Lines<'p> {
 }
 
 impl<'p> Lines<'p> {
-    fn new(reader: BufReader<File>, path: &'p Path, next_path: Option<&'p Path>) -> Self {
+    fn new(
+        rx: Receiver<io::Result<Chunk>>,
+        back: Sender<Chunk>,
+        path: &'p Path,
+        next_path: Option<&'p Path>,
+    ) -> Self {
         Lines {
-            reader,
+            rx,
+            back,
             path,
-            ahead: VecDeque::new(),
+            chunks: VecDeque::new(),
             done: false,
             next_path,
             next: None,
@@ -1156,40 +1411,72 @@ impl<'p> Lines<'p> {
         }
     }
 
-    /// Reads the next line into `out`, without its newline; returns the
-    /// bytes it took in the file, or `None` at the end of the file.
-    fn next(&mut self, out: &mut Vec<u8>) -> Result<Option<u64>, VerifyError> {
-        if let Some((line, n)) = self.ahead.pop_front() {
-            *out = line;
-            return Ok(Some(n));
-        }
+    /// Waits for the next chunk from the reader thread; false at the end of
+    /// the file.
+    fn receive(&mut self) -> Result<Option<Chunk>, VerifyError> {
         if self.done {
             return Ok(None);
         }
-        let n = read_line(&mut self.reader, out, self.path)?;
-        if n == 0 {
-            self.done = true;
-            return Ok(None);
-        }
-        Ok(Some(n))
-    }
-
-    /// The `i`-th line after the current one: in this file, then among the
-    /// first lines of the next segment.
-    fn peek(&mut self, i: usize) -> Result<Option<&[u8]>, VerifyError> {
-        while self.ahead.len() <= i && !self.done {
-            let mut buf = Vec::new();
-            let n = read_line(&mut self.reader, &mut buf, self.path)?;
-            if n == 0 {
+        match self.rx.recv() {
+            Ok(Ok(chunk)) => Ok(Some(chunk)),
+            Ok(Err(source)) => {
                 self.done = true;
-            } else {
-                self.ahead.push_back((buf, n));
+                Err(VerifyError::Io {
+                    path: self.path.to_path_buf(),
+                    source,
+                })
+            }
+            Err(_) => {
+                self.done = true;
+                Ok(None)
             }
         }
-        if i < self.ahead.len() {
-            return Ok(Some(&self.ahead[i].0));
+    }
+
+    /// The next chunk of lines; `None` at the end of the file.
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, VerifyError> {
+        match self.chunks.pop_front() {
+            Some(chunk) => Ok(Some(chunk)),
+            None => self.receive(),
         }
-        let j = i - self.ahead.len();
+    }
+
+    /// Gives a chunk whose lines were read back to the reader thread.
+    fn recycle(&self, chunk: Chunk) {
+        // The reader may be gone already; then nobody reuses it.
+        let _ = self.back.send(chunk);
+    }
+
+    /// Lines received after the current chunk.
+    fn available(&self) -> usize {
+        self.chunks.iter().map(|c| c.lines.len()).sum()
+    }
+
+    /// The `i`-th line after the current one (`here`): in this file, then
+    /// among the first lines of the next segment.
+    fn peek<'s>(&'s mut self, here: &'s At<'_>, i: usize) -> Result<Option<&'s [u8]>, VerifyError> {
+        if i < here.after() {
+            return Ok(Some(here.chunk.line(here.idx + 1 + i)));
+        }
+        let i = i - here.after();
+        while self.available() <= i {
+            match self.receive()? {
+                Some(chunk) => self.chunks.push_back(chunk),
+                None => break,
+            }
+        }
+        let available = self.available();
+        if i < available {
+            let mut j = i;
+            for c in &self.chunks {
+                if j < c.lines.len() {
+                    return Ok(Some(c.line(j)));
+                }
+                j -= c.lines.len();
+            }
+            return Ok(None);
+        }
+        let j = i - available;
         while self.next_ahead.len() <= j && !self.next_done {
             if self.next.is_none() {
                 match self.next_path.and_then(|p| File::open(p).ok()) {
@@ -1216,16 +1503,26 @@ impl<'p> Lines<'p> {
     /// True when `seq` appears in the rest of this file (or among the lines
     /// already read ahead). Reads the rest of the file: only for naming a
     /// failure, after which nothing more is read.
-    fn find_seq(&mut self, seq: u64, format: LineFormat) -> Result<bool, VerifyError> {
+    fn find_seq(
+        &mut self,
+        here: &At<'_>,
+        seq: u64,
+        format: LineFormat,
+    ) -> Result<bool, VerifyError> {
         let has = |l: &[u8]| line_seq(format, l) == Some(seq);
-        if self.ahead.iter().any(|(l, _)| has(l)) || self.next_ahead.iter().any(|l| has(l)) {
+        let in_chunk = |c: &Chunk, from: usize| {
+            c.lines
+                .iter()
+                .skip(from)
+                .any(|l| has(&c.buf[l.start..l.end]))
+        };
+        let received =
+            in_chunk(here.chunk, here.idx + 1) || self.chunks.iter().any(|c| in_chunk(c, 0));
+        if received || self.next_ahead.iter().any(|l| has(l)) {
             return Ok(true);
         }
-        let mut buf = Vec::new();
-        while !self.done {
-            if read_line(&mut self.reader, &mut buf, self.path)? == 0 {
-                self.done = true;
-            } else if has(&buf) {
+        while let Some(chunk) = self.receive()? {
+            if in_chunk(&chunk, 0) {
                 return Ok(true);
             }
         }

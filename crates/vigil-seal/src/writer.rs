@@ -170,7 +170,6 @@ pub struct Sealer {
     syncer: Option<JoinHandle<()>>,
     generated: Vec<Event>,
     record: Vec<u8>,
-    line: Vec<u8>,
     closed: bool,
     /// The first write error not yet taken by `take_error`.
     error: Option<SealError>,
@@ -458,7 +457,6 @@ impl Sealer {
             syncer: None,
             generated: Vec::new(),
             record: Vec::with_capacity(1024),
-            line: Vec::with_capacity(1024),
             closed: false,
             error: None,
         };
@@ -705,12 +703,12 @@ impl Sealer {
             mac,
             checkpoint,
         };
-        self.line.clear();
-        write_sealed(self.cfg.format, &self.record, &seal, &mut self.line);
-        self.tree.push(leaf_hash(&self.line));
-        self.line.push(b'\n');
-        self.seg.pending.extend_from_slice(&self.line);
-        self.seg.bytes += self.line.len() as u64;
+        // The sealed line goes straight into the write buffer.
+        let at = self.seg.pending.len();
+        write_sealed(self.cfg.format, &self.record, &seal, &mut self.seg.pending);
+        self.tree.push(leaf_hash(&self.seg.pending[at..]));
+        self.seg.pending.push(b'\n');
+        self.seg.bytes += (self.seg.pending.len() - at) as u64;
         self.seg.last_seq = seq;
         self.chain.evolve();
         self.prev_mac = mac;
