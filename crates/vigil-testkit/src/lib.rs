@@ -10,9 +10,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod nats;
 pub mod pki;
 pub mod postgres;
-pub mod nats;
 pub mod redis;
 pub mod rsyslog;
 

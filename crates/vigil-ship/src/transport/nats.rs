@@ -1009,7 +1009,10 @@ pub fn fuzz_server_bytes(data: &[u8]) {
     while at < data.len() {
         match parse_op(&data[at..], 1 << 20) {
             Ok(Some((_, used))) => {
-                assert!(used > 0 && used <= data.len() - at, "parse_op took {used} bytes");
+                assert!(
+                    used > 0 && used <= data.len() - at,
+                    "parse_op took {used} bytes"
+                );
                 at += used;
             }
             Ok(None) | Err(_) => break,
