@@ -1,6 +1,6 @@
 //! Helpers for vigil's tests: free ports, temporary directories, test
 //! certificates ([`pki`]), and the Debian-packaged servers the tests start
-//! ([`postgres`], [`redis`]; later rsyslog and nats-server), each on a free
+//! ([`postgres`], [`redis`], [`rsyslog`], [`nats`]), each on a free
 //! port in its own directory.
 //!
 //! ```
