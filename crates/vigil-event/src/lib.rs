@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod catalog;
+pub mod der;
 mod emit;
 mod event;
 mod filter;

@@ -10,7 +10,6 @@
 
 pub mod admin;
 pub mod config;
-mod der;
 mod detect;
 pub mod metrics;
 mod report;
@@ -23,9 +22,9 @@ mod track;
 pub use config::{
     ClientCertMode, ClientTls, ClientTlsMode, Coverage, ProxyConfig, UpstreamTls, UpstreamTlsMode,
 };
-pub use der::fuzz_subject;
 pub use detect::Detection;
 pub use metrics::{Gauges, Metrics, SinkGauge};
 pub use report::Reporter;
 pub use server::{Proxy, StartError};
 pub use tls::TlsSetupError;
+pub use vigil_event::der::fuzz_subject;

@@ -18,7 +18,6 @@ use rustls::{
 use vigil_event::{Kind, catalog};
 
 use crate::config::{ClientCertMode, ClientTls, UpstreamTls, UpstreamTlsMode};
-use crate::der;
 
 /// ALPN protocol name of PostgreSQL's direct TLS (PostgreSQL 17).
 pub(crate) const ALPN_POSTGRESQL: &[u8] = b"postgresql";
@@ -282,7 +281,7 @@ pub(crate) fn version_name(v: rustls::ProtocolVersion) -> String {
 /// The client's identity from its certificate: the subject's common name
 /// (`CN=…`), else `sha256:<fingerprint>`.
 pub(crate) fn identity(cert: &CertificateDer<'_>) -> String {
-    match der::subject_common_name(cert.as_ref()) {
+    match vigil_event::der::subject_common_name(cert.as_ref()) {
         Some(cn) => format!("CN={cn}"),
         None => {
             let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());

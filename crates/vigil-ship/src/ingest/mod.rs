@@ -112,7 +112,6 @@
 //! second, further sources share one limit.
 
 mod check;
-mod der;
 mod frame;
 pub mod parse;
 mod tls;

@@ -10,7 +10,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 
-use super::{IngestError, IngestTls, der};
+use super::{IngestError, IngestTls};
 
 fn setup_error(what: impl Into<String>, why: impl ToString) -> IngestError {
     IngestError::Tls {
@@ -82,7 +82,7 @@ pub(super) fn server_config(tls: &IngestTls) -> Result<Arc<ServerConfig>, Ingest
 /// The client's identity from its certificate, as `client.connected` gives
 /// it: the subject's common name (`CN=…`), else `sha256:<fingerprint>`.
 pub(super) fn identity(cert: &CertificateDer<'_>) -> String {
-    if let Some(cn) = der::subject_common_name(cert.as_ref()) {
+    if let Some(cn) = vigil_event::der::subject_common_name(cert.as_ref()) {
         return format!("CN={cn}");
     }
     // The ring provider's SHA-256, through the suite that names it.
