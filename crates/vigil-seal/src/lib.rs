@@ -68,7 +68,9 @@ pub use checkpoint::parse_unverified as parse_note_unverified;
 pub use checkpoint::{
     Checkpoint, CheckpointSigner, CheckpointVerifier, KeyError, MAX_SIGNATURES, NoteError,
 };
-pub use line::{LineError, LineFormat, Seal, split_sealed, write_sealed};
+pub use line::{
+    LineError, LineFormat, Seal, parse_sealed, record_parts, split_sealed, write_sealed,
+};
 pub use merkle::{
     FrontierError, Hash, ProofError, Tree, consistency_proof, empty_root, hash_from_hex,
     hash_to_hex, inclusion_proof, leaf_hash, node_hash, verify_consistency, verify_inclusion,

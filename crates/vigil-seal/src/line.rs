@@ -201,7 +201,7 @@ pub fn split_sealed(format: LineFormat, line: &[u8]) -> Result<(Cow<'_, [u8]>, S
 
 /// Parses a sealed line (without its newline): where its seal starts, and
 /// the seal. [`record_parts`] gives the record without copying it.
-pub(crate) fn parse_sealed(format: LineFormat, line: &[u8]) -> Result<(usize, Seal), LineError> {
+pub fn parse_sealed(format: LineFormat, line: &[u8]) -> Result<(usize, Seal), LineError> {
     let t = format.tokens();
     let at = rfind(line, t.open).ok_or(LineError::NoSeal)?;
     let mut p = Parser {
@@ -246,7 +246,7 @@ pub(crate) fn parse_sealed(format: LineFormat, line: &[u8]) -> Result<(usize, Se
 /// The record of a line whose seal starts at `at` ([`parse_sealed`]), as
 /// `head || tail`: for JSON the line up to the seal and the closing brace
 /// taken off it, for the other formats the line up to the seal.
-pub(crate) fn record_parts(format: LineFormat, line: &[u8], at: usize) -> (&[u8], &'static [u8]) {
+pub fn record_parts(format: LineFormat, line: &[u8], at: usize) -> (&[u8], &'static [u8]) {
     match format {
         LineFormat::Json => (&line[..at], b"}"),
         LineFormat::Cef | LineFormat::Text => (&line[..at], b""),

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use vigil_seal::{LineFormat, list_segments, split_sealed};
+use vigil_seal::{LineFormat, list_segments, parse_sealed, record_parts};
 
 /// How much the reader asks the file for at once.
 const CHUNK: usize = 256 * 1024;
@@ -24,6 +24,8 @@ pub struct Entry {
     pub segment: u64,
     /// The byte offset just past its line.
     pub end: u64,
+    /// Where the seal starts in the line.
+    seal_at: usize,
     /// Start and end of the line (without newline) in the reader's buffer.
     start_in_buf: usize,
     end_in_buf: usize,
@@ -133,6 +135,14 @@ impl LogReader {
         *self = LogReader::new(&self.dir, self.format, next, hint);
     }
 
+    /// The record of an entry (the line without its seal), appended to
+    /// `out` as the format wrote it.
+    pub fn record_into(&self, entry: &Entry, out: &mut Vec<u8>) {
+        let (head, tail) = record_parts(self.format, self.line(entry), entry.seal_at);
+        out.extend_from_slice(head);
+        out.extend_from_slice(tail);
+    }
+
     /// The line of an entry returned by the last [`read`](Self::read).
     pub fn line(&self, entry: &Entry) -> &[u8] {
         &self.buf[entry.start_in_buf..entry.end_in_buf]
@@ -169,8 +179,8 @@ impl LogReader {
                 scan = end + 1;
                 let Some(o) = self.open.as_ref() else { break };
                 let line = &self.buf[start..end];
-                let seq = match split_sealed(self.format, line) {
-                    Ok((_, seal)) => seal.seq,
+                let (seal_at, seq) = match parse_sealed(self.format, line) {
+                    Ok((at, seal)) => (at, seal.seq),
                     Err(_) => {
                         return Err(ReadError::Corrupt {
                             path: o.path.clone(),
@@ -191,6 +201,7 @@ impl LogReader {
                     seq,
                     segment: o.first_seq,
                     end: o.base + scan as u64,
+                    seal_at,
                     start_in_buf: start,
                     end_in_buf: end,
                 });
@@ -285,7 +296,7 @@ impl LogReader {
         let Some(nl) = memchr::memchr(b'\n', &self.buf) else {
             return Ok(self.buf.is_empty());
         };
-        Ok(split_sealed(self.format, &self.buf[..nl]).is_ok_and(|(_, s)| s.seq == self.next))
+        Ok(parse_sealed(self.format, &self.buf[..nl]).is_ok_and(|(_, s)| s.seq == self.next))
     }
 
     /// At the end of the open segment: moves to the segment starting at

@@ -54,6 +54,8 @@ pub(super) struct Runner {
     last_store: Instant,
     /// The cursor moved since it was last stored.
     dirty: bool,
+    /// The record being parsed, reused.
+    record: Vec<u8>,
 }
 
 impl Ctl {
@@ -225,6 +227,7 @@ impl Runner {
             lagging: false,
             last_store: Instant::now(),
             dirty: false,
+            record: Vec::new(),
         }
     }
 
@@ -332,10 +335,9 @@ impl Runner {
         self.spans.clear();
         for (i, entry) in self.entries.iter().enumerate() {
             let line = self.reader.line(entry);
-            let event = split_sealed(self.ctl.config.format, line)
-                .ok()
-                .and_then(|(record, _)| Event::from_json(&record).ok());
-            let Some(event) = event else {
+            self.record.clear();
+            self.reader.record_into(entry, &mut self.record);
+            let Ok(event) = Event::from_json(&self.record) else {
                 // A line the seal accepts but that is no vigil event cannot
                 // come from vigil's writer; set it aside rather than stall.
                 self.set_aside(entry.seq, line, "not a vigil json event");
