@@ -76,9 +76,7 @@ impl Ctl {
     fn recovered(&mut self) {
         if let Some(since) = self.down_since.take() {
             self.shared.counters.state.store(UP, Ordering::Relaxed);
-            report(
-                &self.config,
-                &self.name,
+            self.report(
                 Event::new(catalog::SINK_UP, "sink delivers again")
                     .field("lost", 0u64)
                     .field("down_ms", since.elapsed().as_millis() as u64),
@@ -86,17 +84,20 @@ impl Ctl {
         }
     }
 
-    /// Records a failure outside sending (reading the log) and waits.
-    fn fail(&mut self, why: &str) -> Result<(), Stopped> {
+    /// Counts a failed attempt; the first of an outage marks the sink down
+    /// and reports `sink.down` with the reason.
+    fn failed(&mut self, why: String) {
         self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
         if self.down_since.is_none() {
             self.down_since = Some(Instant::now());
             self.shared.counters.state.store(DOWN, Ordering::Relaxed);
-            self.report(
-                Event::new(catalog::SINK_DOWN, "sink cannot deliver")
-                    .field("reason", why.to_owned()),
-            );
+            self.report(Event::new(catalog::SINK_DOWN, "sink cannot deliver").field("reason", why));
         }
+    }
+
+    /// Records a failure outside sending (reading the log) and waits.
+    fn fail(&mut self, why: &str) -> Result<(), Stopped> {
+        self.failed(why.to_owned());
         if self.stop_requested().is_some() {
             return Err(Stopped);
         }
@@ -383,9 +384,7 @@ impl Runner {
                         }
                     }
                     if let Some((j, reason)) = sent.rejected.first() {
-                        report(
-                            &self.ctl.config,
-                            &self.ctl.name,
+                        self.ctl.report(
                             Event::new(catalog::SINK_REJECTED, "receiver refused events")
                                 .field("count", sent.rejected.len() as u64)
                                 .field("first_seq", batch.get(*j).map_or(0, |r| r.seq))
@@ -418,7 +417,6 @@ impl Runner {
                 }
                 Err(SendError::Retry(why)) => {
                     let c = &self.ctl.shared.counters;
-                    c.failed.fetch_add(1, Ordering::Relaxed);
                     c.retried.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     if let Some(t) = oldest {
                         set_lag_ms(&self.ctl.shared, t);
@@ -428,16 +426,7 @@ impl Runner {
                         c.lag_events
                             .store(limit.saturating_sub(self.cursor.seq), Ordering::Relaxed);
                     }
-                    if self.ctl.down_since.is_none() {
-                        self.ctl.down_since = Some(Instant::now());
-                        c.state.store(DOWN, Ordering::Relaxed);
-                        report(
-                            &self.ctl.config,
-                            &self.ctl.name,
-                            Event::new(catalog::SINK_DOWN, "sink cannot deliver")
-                                .field("reason", why),
-                        );
-                    }
+                    self.ctl.failed(why);
                     if self.ctl.past_deadline() {
                         return Err(Stopped);
                     }
@@ -448,9 +437,7 @@ impl Runner {
                     c.failed.fetch_add(1, Ordering::Relaxed);
                     c.state.store(PARKED, Ordering::Relaxed);
                     self.ctl.down_since.get_or_insert_with(Instant::now);
-                    report(
-                        &self.ctl.config,
-                        &self.ctl.name,
+                    self.ctl.report(
                         Event::new(
                             catalog::SINK_PARKED,
                             "sink parked: the receiver refuses events",
@@ -498,9 +485,7 @@ impl Runner {
     fn store_cursor(&mut self) {
         if let Err(e) = self.cursor.store(&self.cursor_path) {
             // Delivery goes on; a restart re-delivers from the older cursor.
-            report(
-                &self.ctl.config,
-                &self.ctl.name,
+            self.ctl.report(
                 Event::new(catalog::SINK_DOWN, "sink cursor not saved").field(
                     "reason",
                     format!("cannot write {}: {e}", self.cursor_path.display()),
@@ -527,9 +512,7 @@ impl Runner {
         }
         if lag >= self.sink.lag_alert && !self.lagging {
             self.lagging = true;
-            report(
-                &self.ctl.config,
-                &self.ctl.name,
+            self.ctl.report(
                 Event::new(catalog::SINK_LAGGING, "sink is lagging")
                     .field("events", lag)
                     .field("seconds", c.lag_ms.load(Ordering::Relaxed) / 1000),
@@ -546,21 +529,13 @@ impl Runner {
             .counters
             .rejected
             .fetch_add(1, Ordering::Relaxed);
-        report(
-            &self.ctl.config,
-            &self.ctl.name,
+        self.ctl.report(
             Event::new(catalog::SINK_REJECTED, "entry set aside")
                 .field("count", 1u64)
                 .field("first_seq", seq)
                 .field("reason", reason.to_owned())
                 .field("file", self.rejected_path.display().to_string()),
         );
-    }
-}
-
-fn report(config: &DeliveryConfig, sink: &str, event: Event) {
-    if let Some(emitter) = &config.emitter {
-        emitter.emit(event.field("sink", sink.to_owned()));
     }
 }
 
