@@ -229,6 +229,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (delivery, ingest) = match started {
         Ok(v) => v,
         Err(e) => {
+            // The audit log is open: the refusal is sealed there too.
+            emitter.emit(Event::new(catalog::CONFIG_INVALID, format!("{e:#}")));
             eprintln!("vigil: {e:#}");
             drop(emitter);
             let _ = pipeline.shutdown();

@@ -846,6 +846,29 @@ fn a_missing_sink_secret_is_a_clear_start_error() {
         err.contains("VIGIL_TEST_UNSET_SECRET") && err.contains("not set"),
         "{err}"
     );
+    // The refusal is a sealed config.invalid event too.
+    let audit = dir.path().join("data/audit");
+    let sealed: Vec<Event> = list_segments(&audit)
+        .unwrap()
+        .iter()
+        .flat_map(|(_, p)| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .map(|l| {
+            Event::from_json(&split_sealed(LineFormat::Json, l.as_bytes()).unwrap().0).unwrap()
+        })
+        .collect();
+    assert!(
+        sealed
+            .iter()
+            .any(|e| e.kind == catalog::CONFIG_INVALID
+                && e.message.contains("VIGIL_TEST_UNSET_SECRET")),
+        "{sealed:?}"
+    );
 }
 
 /// Programs next to the database send their own events over syslog; vigil
