@@ -83,10 +83,26 @@ fn formats() -> &'static [Format] {
 /// record holds a raw CR or LF (syslog only with `escape_control`); json and
 /// ocsf are JSON; text holds no terminal-unsafe character; no record of a
 /// sealed-log format passes for a sealed line, and sealing it round-trips.
+/// `Event::read_json` into a reused event gives the same event or error.
 pub fn event_json(data: &[u8]) {
-    let Ok(ev) = Event::from_json(data) else {
-        return;
+    let parsed = Event::from_json(data);
+    let mut reused = Event::new(vigil_event::catalog::STATEMENT_EXECUTED, "earlier")
+        .field("query", "SELECT $1")
+        .field("rows", 1);
+    let read = reused.read_json(data);
+    let ev = match parsed {
+        Err(e) => {
+            assert_eq!(read, Err(e), "read_json and from_json disagree");
+            return;
+        }
+        Ok(ev) => ev,
     };
+    assert_eq!(read, Ok(()), "read_json refuses what from_json accepts");
+    if !data.windows(7).any(|w| w == b"\"time\":") {
+        // Without a time both take "now", a moment apart.
+        reused.time = ev.time;
+    }
+    assert_eq!(reused, ev, "read_json and from_json read different events");
     let mut json = Vec::new();
     for format in formats() {
         let mut out = Vec::new();

@@ -670,6 +670,16 @@ fn stages(args: &Args) -> Result<()> {
         }
         sum
     });
+    let mut reused = Event::new(vigil_event::catalog::STATEMENT_EXECUTED, "");
+    let read_into = best(rounds, n, || {
+        let mut sum = 0;
+        for r in &records {
+            if reused.read_json(r).is_ok() {
+                sum += reused.seq;
+            }
+        }
+        sum
+    });
     // The seal is one more top-level member, which from_json ignores: the
     // whole line parses to the same event without splitting it first.
     let parse_line = best(rounds, n, || {
@@ -753,6 +763,7 @@ fn stages(args: &Args) -> Result<()> {
     println!("  seal seq and record span only (cheap, for comparison) {cheap_seq:7.0}");
     println!("  Event::from_json                                      {parse:7.0}");
     println!("  Event::from_json of the whole sealed line             {parse_line:7.0}");
+    println!("  Event::read_json into one reused event                {read_into:7.0}");
     println!("  Format::Syslog write                                  {syslog_write:7.0}");
     println!("  Format::Json write                                    {json_write:7.0}");
     println!("  records equal to their event formatted as json again  {same_json} of {n}");

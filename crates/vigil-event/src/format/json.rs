@@ -304,12 +304,53 @@ impl Event {
         let JVal::Obj(members) = root else {
             return Err(JsonError::NotAnObject);
         };
-        decode(members)
+        let mut slots = Slots::default();
+        for (k, v) in members {
+            let Some(idx) = slot(&k) else { continue };
+            if slots.0[idx].is_some() {
+                return Err(JsonError::DuplicateField(KEYS[idx]));
+            }
+            slots.0[idx] = Some(v);
+        }
+        let mut ev = Event::new(crate::catalog::ALL[0], "");
+        decode_into(&mut ev, slots)?;
+        Ok(ev)
+    }
+
+    /// Reads one record of vigil's `json` format into this event, as
+    /// [`Event::from_json`] would parse it, reusing the event's allocations
+    /// (message, origin, session, free fields) where the new values allow.
+    ///
+    /// Reading a stream of records into one event this way allocates little
+    /// or nothing per record: consecutive records of one session share the
+    /// session, and records of one kind have the same free-field keys. The
+    /// result, and the error, are the same as `from_json`'s for every input;
+    /// after an error the event holds unspecified (but valid) values.
+    ///
+    /// ```
+    /// use vigil_event::{catalog, Event, Format};
+    ///
+    /// let mut ev = Event::new(catalog::AUTH_FAILED, "");
+    /// for message in ["first", "second"] {
+    ///     let written = Event::new(catalog::AUTH_FAILED, message).field("sqlstate", "28P01");
+    ///     let mut line = Vec::new();
+    ///     Format::Json.write(&written, &mut line);
+    ///     ev.read_json(&line).unwrap();
+    ///     assert_eq!(ev, written);
+    /// }
+    /// ```
+    pub fn read_json(&mut self, line: &[u8]) -> Result<(), JsonError> {
+        match stream_slots(line) {
+            Some(slots) => decode_into(self, slots),
+            // Anything the one-pass reader does not take (not an object, a
+            // syntax error, a duplicate key) gets the full parser's answer.
+            None => Event::from_json(line).map(|ev| *self = ev),
+        }
     }
 }
 
-/// The top-level keys `from_json` reads, in format order.
-const KEYS: [&str; 21] = [
+/// The top-level keys `from_json` reads, in format order; `fields` last.
+const KEYS: [&str; 22] = [
     "time",
     "origin",
     "seq",
@@ -331,39 +372,125 @@ const KEYS: [&str; 21] = [
     "tls_version",
     "tls_cipher",
     "fingerprint",
+    "fields",
 ];
-const FIELDS: usize = KEYS.len();
 
-fn decode(members: Vec<(Cow<'_, str>, JVal<'_>)>) -> Result<Event, JsonError> {
-    // One slot per known key, plus `fields`.
-    let mut slots: [Option<JVal<'_>>; FIELDS + 1] = std::array::from_fn(|_| None);
-    for (k, v) in members {
-        let idx = if k == "fields" {
-            Some(FIELDS)
-        } else {
-            KEYS.iter().position(|x| *x == k)
-        };
-        let Some(idx) = idx else { continue };
-        if slots[idx].is_some() {
-            return Err(JsonError::DuplicateField(if idx == FIELDS {
-                "fields"
-            } else {
-                KEYS[idx]
-            }));
-        }
-        slots[idx] = Some(v);
+/// Indices into [`KEYS`].
+mod k {
+    pub(super) const TIME: usize = 0;
+    pub(super) const ORIGIN: usize = 1;
+    pub(super) const SEQ: usize = 2;
+    pub(super) const CODE: usize = 3;
+    pub(super) const NAME: usize = 4;
+    pub(super) const CATEGORY: usize = 5;
+    pub(super) const SEVERITY: usize = 6;
+    pub(super) const OUTCOME: usize = 7;
+    pub(super) const MESSAGE: usize = 8;
+    pub(super) const SESSION_ID: usize = 9;
+    pub(super) const CLIENT_ADDR: usize = 10;
+    pub(super) const CLIENT_PORT: usize = 11;
+    pub(super) const SERVER_ADDR: usize = 12;
+    pub(super) const SERVER_PORT: usize = 13;
+    /// The six string-valued session keys follow, in `session_strings` order.
+    pub(super) const SESSION_STRINGS: usize = 14;
+    pub(super) const FINGERPRINT: usize = 20;
+    pub(super) const FIELDS: usize = 21;
+}
+
+/// The slot of a top-level key, if `from_json` reads it.
+fn slot(key: &str) -> Option<usize> {
+    Some(match key {
+        "time" => k::TIME,
+        "origin" => k::ORIGIN,
+        "seq" => k::SEQ,
+        "code" => k::CODE,
+        "name" => k::NAME,
+        "category" => k::CATEGORY,
+        "severity" => k::SEVERITY,
+        "outcome" => k::OUTCOME,
+        "message" => k::MESSAGE,
+        "session_id" => k::SESSION_ID,
+        "client_addr" => k::CLIENT_ADDR,
+        "client_port" => k::CLIENT_PORT,
+        "server_addr" => k::SERVER_ADDR,
+        "server_port" => k::SERVER_PORT,
+        "client_identity" => k::SESSION_STRINGS,
+        "db_user" => k::SESSION_STRINGS + 1,
+        "database" => k::SESSION_STRINGS + 2,
+        "application" => k::SESSION_STRINGS + 3,
+        "tls_version" => k::SESSION_STRINGS + 4,
+        "tls_cipher" => k::SESSION_STRINGS + 5,
+        "fingerprint" => k::FINGERPRINT,
+        "fields" => k::FIELDS,
+        _ => return None,
+    })
+}
+
+/// The value of each top-level key read, by [`KEYS`] index.
+#[derive(Default)]
+struct Slots<'a>([Option<JVal<'a>>; KEYS.len()]);
+
+impl<'a> Slots<'a> {
+    fn take(&mut self, idx: usize) -> Option<JVal<'a>> {
+        self.0[idx].take()
     }
-    let mut take = |name: &'static str| -> Option<JVal<'_>> {
-        let idx = if name == "fields" {
-            FIELDS
-        } else {
-            KEYS.iter().position(|x| *x == name).unwrap_or(FIELDS)
-        };
-        slots[idx].take()
-    };
+}
 
-    let code = take("code").map(|v| uint(v, "code")).transpose()?;
-    let name = take("name").map(|v| string(v, "name")).transpose()?;
+/// Reads the top-level object member by member into slots, without
+/// building the list of members. `None` for anything `from_json` must
+/// judge: a line that is not one object, a syntax error, a duplicate key.
+fn stream_slots(line: &[u8]) -> Option<Slots<'_>> {
+    let s = std::str::from_utf8(line).ok()?;
+    let mut p = Parser {
+        s,
+        b: line,
+        i: 0,
+        depth: 1,
+    };
+    let mut slots = Slots::default();
+    p.ws();
+    if !p.eat(b'{') {
+        return None;
+    }
+    p.ws();
+    if !p.eat(b'}') {
+        loop {
+            p.ws();
+            if p.b.get(p.i) != Some(&b'"') {
+                return None;
+            }
+            let key = p.string().ok()?;
+            p.ws();
+            if !p.eat(b':') {
+                return None;
+            }
+            p.ws();
+            let v = p.value().ok()?;
+            if let Some(idx) = slot(&key) {
+                if slots.0[idx].is_some() {
+                    return None;
+                }
+                slots.0[idx] = Some(v);
+            }
+            p.ws();
+            if p.eat(b',') {
+                continue;
+            }
+            if p.eat(b'}') {
+                break;
+            }
+            return None;
+        }
+    }
+    p.ws();
+    (p.i == p.b.len()).then_some(slots)
+}
+
+/// Sets every part of `ev` from the slots, keeping its allocations where
+/// the values allow.
+fn decode_into(ev: &mut Event, mut slots: Slots<'_>) -> Result<(), JsonError> {
+    let code = slots.take(k::CODE).map(|v| uint(v, "code")).transpose()?;
+    let name = slots.take(k::NAME).map(|v| string(v, "name")).transpose()?;
     let kind = match (code, name) {
         (None, None) => return Err(JsonError::MissingField("code")),
         (Some(c), name) => {
@@ -387,7 +514,8 @@ fn decode(members: Vec<(Cow<'_, str>, JVal<'_>)>) -> Result<Event, JsonError> {
             Kind::from_name(&n).ok_or_else(|| JsonError::UnknownName(n.into_owned()))?
         }
     };
-    if let Some(c) = take("category")
+    if let Some(c) = slots
+        .take(k::CATEGORY)
         .map(|v| string(v, "category"))
         .transpose()?
         && c != kind.category().as_str()
@@ -400,51 +528,106 @@ fn decode(members: Vec<(Cow<'_, str>, JVal<'_>)>) -> Result<Event, JsonError> {
         });
     }
     let message = string(
-        take("message").ok_or(JsonError::MissingField("message"))?,
+        slots
+            .take(k::MESSAGE)
+            .ok_or(JsonError::MissingField("message"))?,
         "message",
     )?;
-    let mut ev = Event::new(kind, Cow::Owned(message.into_owned()));
-    if let Some(t) = take("time") {
-        let t = string(t, "time")?;
-        ev.time = Timestamp::parse_rfc3339(&t).ok_or(JsonError::InvalidField {
-            field: "time",
-            problem: "not an RFC 3339 timestamp",
-        })?;
+    ev.kind = kind;
+    match &mut ev.message {
+        Cow::Owned(m) => {
+            m.clear();
+            m.push_str(&message);
+        }
+        m => *m = Cow::Owned(message.into_owned()),
     }
-    if let Some(o) = take("origin") {
-        ev.origin = Arc::from(&*string(o, "origin")?);
+    ev.time = match slots.take(k::TIME) {
+        Some(t) => {
+            Timestamp::parse_rfc3339(&string(t, "time")?).ok_or(JsonError::InvalidField {
+                field: "time",
+                problem: "not an RFC 3339 timestamp",
+            })?
+        }
+        None => Timestamp::now(),
+    };
+    let origin = slots
+        .take(k::ORIGIN)
+        .map(|o| string(o, "origin"))
+        .transpose()?;
+    let origin = origin.as_deref().unwrap_or("");
+    if *ev.origin != *origin {
+        ev.origin = Arc::from(origin);
     }
-    if let Some(s) = take("seq") {
-        ev.seq = uint(s, "seq")?;
-    }
-    if let Some(s) = take("severity") {
-        ev.severity =
-            Severity::from_name(&string(s, "severity")?).ok_or(JsonError::InvalidField {
-                field: "severity",
-                problem: "not a severity (debug, info, notice, warning, error, critical, alert)",
-            })?;
-    }
-    if let Some(o) = take("outcome") {
-        ev.outcome = Outcome::from_name(&string(o, "outcome")?).ok_or(JsonError::InvalidField {
+    ev.seq = match slots.take(k::SEQ) {
+        Some(s) => uint(s, "seq")?,
+        None => 0,
+    };
+    ev.severity = match slots.take(k::SEVERITY) {
+        Some(s) => Severity::from_name(&string(s, "severity")?).ok_or(JsonError::InvalidField {
+            field: "severity",
+            problem: "not a severity (debug, info, notice, warning, error, critical, alert)",
+        })?,
+        None => kind.severity(),
+    };
+    ev.outcome = match slots.take(k::OUTCOME) {
+        Some(o) => Outcome::from_name(&string(o, "outcome")?).ok_or(JsonError::InvalidField {
             field: "outcome",
             problem: "not an outcome (success, failure, unknown)",
-        })?;
+        })?,
+        None => kind.def().outcome,
+    };
+    decode_session(ev, &mut slots)?;
+    ev.fingerprint = match slots.take(k::FINGERPRINT) {
+        Some(fp) => {
+            let fp = string(fp, "fingerprint")?;
+            let ok = fp.len() == 16 && fp.bytes().all(|b| b.is_ascii_hexdigit());
+            Some(u64::from_str_radix(&fp, 16).ok().filter(|_| ok).ok_or(
+                JsonError::InvalidField {
+                    field: "fingerprint",
+                    problem: "not 16 hex digits",
+                },
+            )?)
+        }
+        None => None,
+    };
+    match slots.take(k::FIELDS) {
+        Some(JVal::Obj(members)) => decode_fields(&mut ev.fields, members),
+        Some(_) => Err(JsonError::InvalidField {
+            field: "fields",
+            problem: "not an object",
+        }),
+        None => {
+            ev.fields.clear();
+            Ok(())
+        }
     }
+}
 
-    let session_id = take("session_id")
+/// Sets `ev.session` from the session keys; keeps the session it has when
+/// the values are the same.
+fn decode_session(ev: &mut Event, slots: &mut Slots<'_>) -> Result<(), JsonError> {
+    let session_id = slots
+        .take(k::SESSION_ID)
         .map(|v| uint(v, "session_id"))
         .transpose()?;
-    let mut session = Session {
-        id: session_id.unwrap_or(0),
-        ..Session::default()
-    };
+    let mut addrs = [None; 2];
     let mut any_session_key = None;
-    for (addr_key, port_key, slot) in [
-        ("client_addr", "client_port", &mut session.client),
-        ("server_addr", "server_port", &mut session.server),
-    ] {
-        let addr = take(addr_key).map(|v| string(v, addr_key)).transpose()?;
-        let port = take(port_key).map(|v| uint(v, port_key)).transpose()?;
+    for (j, (addr_idx, port_idx)) in [
+        (k::CLIENT_ADDR, k::CLIENT_PORT),
+        (k::SERVER_ADDR, k::SERVER_PORT),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (addr_key, port_key) = (KEYS[addr_idx], KEYS[port_idx]);
+        let addr = slots
+            .take(addr_idx)
+            .map(|v| string(v, addr_key))
+            .transpose()?;
+        let port = slots
+            .take(port_idx)
+            .map(|v| uint(v, port_key))
+            .transpose()?;
         match (addr, port) {
             (None, None) => {}
             (Some(_), None) => return Err(JsonError::MissingField(port_key)),
@@ -454,7 +637,7 @@ fn decode(members: Vec<(Cow<'_, str>, JVal<'_>)>) -> Result<Event, JsonError> {
                     field: port_key,
                     problem: "not a port number (0..=65535)",
                 })?;
-                *slot = Some(parse_addr(&a, port).ok_or(JsonError::InvalidField {
+                addrs[j] = Some(parse_addr(&a, port).ok_or(JsonError::InvalidField {
                     field: addr_key,
                     problem: "not an IP address",
                 })?);
@@ -462,85 +645,122 @@ fn decode(members: Vec<(Cow<'_, str>, JVal<'_>)>) -> Result<Event, JsonError> {
             }
         }
     }
-    let mut strings = [
-        ("client_identity", &mut session.client_identity),
-        ("db_user", &mut session.db_user),
-        ("database", &mut session.database),
-        ("application", &mut session.application),
-        ("tls_version", &mut session.tls_version),
-        ("tls_cipher", &mut session.tls_cipher),
-    ];
-    for (key, slot) in &mut strings {
-        if let Some(v) = take(key) {
-            **slot = Some(string(v, key)?.into_owned().into_boxed_str());
-            any_session_key = Some(key);
+    let mut strings: [Option<Cow<'_, str>>; 6] = Default::default();
+    for (j, value) in strings.iter_mut().enumerate() {
+        let idx = k::SESSION_STRINGS + j;
+        if let Some(v) = slots.take(idx) {
+            *value = Some(string(v, KEYS[idx])?);
+            any_session_key = Some(KEYS[idx]);
         }
     }
-    match (session_id, any_session_key) {
-        (Some(_), _) => ev.session = Some(Arc::new(session)),
-        (None, Some(_)) => return Err(JsonError::MissingField("session_id")),
-        (None, None) => {}
-    }
-
-    if let Some(fp) = take("fingerprint") {
-        let fp = string(fp, "fingerprint")?;
-        let ok = fp.len() == 16 && fp.bytes().all(|b| b.is_ascii_hexdigit());
-        ev.fingerprint = Some(u64::from_str_radix(&fp, 16).ok().filter(|_| ok).ok_or(
-            JsonError::InvalidField {
-                field: "fingerprint",
-                problem: "not 16 hex digits",
-            },
-        )?);
-    }
-    if let Some(f) = take("fields") {
-        let JVal::Obj(members) = f else {
-            return Err(JsonError::InvalidField {
-                field: "fields",
-                problem: "not an object",
-            });
+    let Some(id) = session_id else {
+        return match any_session_key {
+            Some(_) => Err(JsonError::MissingField("session_id")),
+            None => {
+                ev.session = None;
+                Ok(())
+            }
         };
-        ev.fields.reserve_exact(members.len());
-        for (key, v) in members {
-            let value = match v {
-                JVal::Bool(b) => Value::Bool(b),
-                JVal::Str(s) => Value::Str(Cow::Owned(s.into_owned())),
-                JVal::Num(n) => match int(n) {
-                    Ok(i) => Value::Int(i),
-                    Err(problem) => {
-                        return Err(JsonError::InvalidFreeField {
-                            key: key.into_owned(),
-                            problem,
-                        });
-                    }
-                },
-                JVal::Null => {
-                    return Err(JsonError::InvalidFreeField {
-                        key: key.into_owned(),
-                        problem: "null",
-                    });
-                }
-                JVal::Arr => {
-                    return Err(JsonError::InvalidFreeField {
-                        key: key.into_owned(),
-                        problem: "an array",
-                    });
-                }
-                JVal::Obj(_) => {
-                    return Err(JsonError::InvalidFreeField {
-                        key: key.into_owned(),
-                        problem: "an object",
-                    });
-                }
-            };
-            ev.fields.push(Field {
-                key: Cow::Owned(key.into_owned()),
-                value,
-            });
-        }
+    };
+    let same = ev.session.as_deref().is_some_and(|s| {
+        s.id == id
+            && s.client == addrs[0]
+            && s.server == addrs[1]
+            && session_strings(s)
+                .iter()
+                .zip(&strings)
+                .all(|((_, have), new)| *have == new.as_deref())
+    });
+    if !same {
+        let [
+            client_identity,
+            db_user,
+            database,
+            application,
+            tls_version,
+            tls_cipher,
+        ] = strings.map(|v| v.map(|v| Box::from(&*v)));
+        ev.session = Some(Arc::new(Session {
+            id,
+            client: addrs[0],
+            server: addrs[1],
+            client_identity,
+            db_user,
+            database,
+            application,
+            tls_version,
+            tls_cipher,
+        }));
     }
-    Ok(ev)
+    Ok(())
 }
 
+/// Sets the free fields from the members of `fields`, reusing the keys and
+/// string buffers of the fields already there, position by position.
+fn decode_fields(
+    fields: &mut Vec<Field>,
+    members: Vec<(Cow<'_, str>, JVal<'_>)>,
+) -> Result<(), JsonError> {
+    fields.truncate(members.len());
+    fields.reserve_exact(members.len() - fields.len());
+    for (j, (key, v)) in members.into_iter().enumerate() {
+        let problem = match v {
+            JVal::Num(n) => match int(n) {
+                Ok(i) => {
+                    set_field(fields, j, &key, Value::Int(i));
+                    continue;
+                }
+                Err(problem) => problem,
+            },
+            JVal::Bool(b) => {
+                set_field(fields, j, &key, Value::Bool(b));
+                continue;
+            }
+            JVal::Str(s) => {
+                match fields.get_mut(j) {
+                    Some(Field {
+                        value: Value::Str(Cow::Owned(have)),
+                        ..
+                    }) => {
+                        have.clear();
+                        have.push_str(&s);
+                        set_key(fields, j, &key);
+                    }
+                    _ => set_field(fields, j, &key, Value::Str(Cow::Owned(s.into_owned()))),
+                }
+                continue;
+            }
+            JVal::Null => "null",
+            JVal::Arr => "an array",
+            JVal::Obj(_) => "an object",
+        };
+        return Err(JsonError::InvalidFreeField {
+            key: key.into_owned(),
+            problem,
+        });
+    }
+    Ok(())
+}
+
+/// Puts field `j` (at most one past the end) as `key` = `value`.
+fn set_field(fields: &mut Vec<Field>, j: usize, key: &str, value: Value) {
+    if j < fields.len() {
+        fields[j].value = value;
+        set_key(fields, j, key);
+    } else {
+        fields.push(Field {
+            key: Cow::Owned(key.to_owned()),
+            value,
+        });
+    }
+}
+
+/// Renames field `j` to `key` unless it already has that name.
+fn set_key(fields: &mut [Field], j: usize, key: &str) {
+    if fields[j].key != key {
+        fields[j].key = Cow::Owned(key.to_owned());
+    }
+}
 fn parse_addr(a: &str, port: u16) -> Option<SocketAddr> {
     if let Some((ip, scope)) = a.split_once('%') {
         let ip: Ipv6Addr = ip.parse().ok()?;
@@ -778,6 +998,32 @@ impl<'a> Parser<'a> {
         Ok(v)
     }
 
+    /// The first position at or after `i` that holds `"`, `\\` or a control
+    /// character, or the end: eight bytes at a time, then byte by byte.
+    #[inline]
+    fn skip_plain(&self, mut i: usize) -> usize {
+        while let Some(chunk) = self.b.get(i..i + 8) {
+            let mut w = [0; 8];
+            w.copy_from_slice(chunk);
+            let x = u64::from_le_bytes(w);
+            let stop = swar::below(x, 0x20) | swar::eq(x, b'"') | swar::eq(x, b'\\');
+            if stop != 0 {
+                // The lowest flagged byte is the first stop (the tests flag
+                // no byte before it).
+                return i + (stop.trailing_zeros() / 8) as usize;
+            }
+            i += 8;
+        }
+        while self
+            .b
+            .get(i)
+            .is_some_and(|&c| c >= 0x20 && c != b'"' && c != b'\\')
+        {
+            i += 1;
+        }
+        i
+    }
+
     /// Parses a string at `"`; borrows it when it has no escapes.
     fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
         self.i += 1;
@@ -842,7 +1088,7 @@ impl<'a> Parser<'a> {
                     run = self.i;
                 }
                 0..0x20 => return Err(self.err("raw control character in string")),
-                _ => self.i += 1,
+                _ => self.i = self.skip_plain(self.i + 1),
             }
         }
     }

@@ -235,12 +235,10 @@ impl LogReader {
         let Some(o) = self.open.as_mut() else {
             return Ok(0);
         };
-        let have = self.buf.len();
-        self.buf.resize(have + CHUNK, 0);
-        let result = o.file.read(&mut self.buf[have..]);
-        let n = *result.as_ref().unwrap_or(&0);
-        self.buf.truncate(have + n);
-        result
+        // Into the spare capacity, which `read_to_end` does not zero first
+        // (a caught-up sink polls here, so the cost counts).
+        self.buf.reserve(CHUNK);
+        (&mut o.file).take(CHUNK as u64).read_to_end(&mut self.buf)
     }
 
     /// Opens the segment that should hold entry `next`.

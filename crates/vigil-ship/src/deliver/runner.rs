@@ -46,7 +46,10 @@ pub(super) struct Runner {
     rejected_path: PathBuf,
     reader: LogReader,
     entries: Vec<Entry>,
+    /// The events of the records prepared for sending, `events[..prepared]`;
+    /// the rest are kept for their allocations.
     events: Vec<Event>,
+    prepared: usize,
     formatted: Vec<u8>,
     /// Per record: index into `entries`, and its span in `formatted`.
     spans: Vec<(usize, usize, usize)>,
@@ -223,6 +226,7 @@ impl Runner {
             reader,
             entries: Vec::new(),
             events: Vec::new(),
+            prepared: 0,
             formatted: Vec::new(),
             spans: Vec::new(),
             lagging: false,
@@ -331,27 +335,36 @@ impl Runner {
 
     /// Parses, filters and formats the entries read.
     fn prepare(&mut self) {
-        self.events.clear();
+        self.prepared = 0;
         self.formatted.clear();
         self.spans.clear();
         for (i, entry) in self.entries.iter().enumerate() {
             let line = self.reader.line(entry);
             self.record.clear();
             self.reader.record_into(entry, &mut self.record);
-            let Ok(event) = Event::from_json(&self.record) else {
+            if self.prepared == self.events.len() {
+                self.events.push(Event::new(catalog::SINK_UP, ""));
+            }
+            if self.events[self.prepared].read_json(&self.record).is_err() {
                 // A line the seal accepts but that is no vigil event cannot
                 // come from vigil's writer; set it aside rather than stall.
                 self.set_aside(entry.seq, line, "not a vigil json event");
                 continue;
-            };
-            if event.kind != catalog::AUDIT_CHECKPOINT && !self.sink.filter.matches(&event) {
+            }
+            let event = &self.events[self.prepared];
+            if event.kind != catalog::AUDIT_CHECKPOINT && !self.sink.filter.matches(event) {
                 continue;
             }
             let start = self.formatted.len();
-            self.sink.format.write(&event, &mut self.formatted);
+            self.sink.format.write(event, &mut self.formatted);
             self.spans.push((i, start, self.formatted.len()));
-            self.events.push(event);
+            self.prepared += 1;
         }
+    }
+
+    /// The events of the prepared records, in order.
+    fn prepared(&self) -> &[Event] {
+        &self.events[..self.prepared]
     }
 
     /// Sends the prepared records until every one is acknowledged or set
@@ -360,7 +373,7 @@ impl Runner {
         let records: Vec<Record<'_>> = self
             .spans
             .iter()
-            .zip(&self.events)
+            .zip(&self.events[..self.prepared])
             .map(|(&(i, start, end), event)| Record {
                 origin: &event.origin,
                 seq: event.seq,
@@ -460,7 +473,7 @@ impl Runner {
         self.cursor.segment = last.segment;
         self.cursor.offset = last.end;
         if self.cursor.origin.is_empty()
-            && let Some(ev) = self.events.first()
+            && let Some(ev) = self.prepared().first()
         {
             self.cursor.origin = ev.origin.to_string();
         }
@@ -478,7 +491,7 @@ impl Runner {
         if self.last_store.elapsed() >= STORE_EVERY || (caught_up && !self.spans.is_empty()) {
             self.store_cursor();
         }
-        let next_time = self.events.last().map(|e| e.time);
+        let next_time = self.prepared().last().map(|e| e.time);
         self.set_lag(limit, next_time);
     }
 
