@@ -29,60 +29,21 @@ case ${1:-} in
     *) echo "idle.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
 esac
 CONNECTIONS=${CONNECTIONS:-1000}
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 KEEP=${KEEP:-0}
 GOAL_KIB=100
-
-die() { echo "idle.sh: $*" >&2; exit 1; }
-log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+NAME=idle.sh
+# shellcheck source=lib.sh
+. "$ROOT/bench/lib.sh"
 
 ulimit -n 4096 || die "cannot raise the open file limit to 4096 (ulimit -n)"
 [ "$CONNECTIONS" -ge 1 ] && [ "$CONNECTIONS" -le 1090 ] || die "CONNECTIONS must be 1 to 1090 (PostgreSQL runs with max_connections 1100)"
-for tool in "$PGBIN/initdb" "$PGBIN/pg_ctl"; do
-    [ -x "$tool" ] || die "$tool not found; install PostgreSQL's server package or set PGBIN"
-done
+need_pg_tools
 command -v python3 >/dev/null || die "python3 not found"
-command -v pg_isready >/dev/null || die "pg_isready not found"
-
-if [ -n "${VIGIL:-}" ]; then
-    [ -x "$VIGIL" ] || die "VIGIL=$VIGIL is not executable"
-else
-    VIGIL=$ROOT/target/release/vigil
-    stale=1
-    if [ -x "$VIGIL" ]; then
-        stale=$(find "$ROOT/crates" "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" \
-            \( -name '*.rs' -o -name 'Cargo.toml' -o -name 'Cargo.lock' \) \
-            -newer "$VIGIL" -print -quit | wc -l)
-    fi
-    if [ "$stale" != 0 ]; then
-        log "building vigil: cargo build --release -p vigil"
-        (cd "$ROOT" && cargo build --release -p vigil) || die "cargo build --release -p vigil failed"
-    fi
-fi
-
-if [ "$(id -u)" = 0 ]; then
-    id postgres >/dev/null 2>&1 || die "running as root needs the user postgres (PostgreSQL refuses root)"
-    as_pg() { runuser -u postgres -- "$@"; }
-else
-    as_pg() { "$@"; }
-fi
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_ready() { # port name
-    for _ in $(seq 300); do
-        pg_isready -q -h 127.0.0.1 -p "$1" -U postgres -d postgres && return 0
-        sleep 0.1
-    done
-    die "$2 did not become ready on port $1"
-}
+vigil_binary
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/vigil-idle.XXXXXX")
 chmod 755 "$TMP"
 [ "$(id -u)" = 0 ] && chown postgres: "$TMP"
-PGDATA=$TMP/pg
 VIGIL_PID=
 
 cleanup() {
@@ -90,7 +51,7 @@ cleanup() {
     if [ -n "$VIGIL_PID" ] && kill -0 "$VIGIL_PID" 2>/dev/null; then
         kill -TERM "$VIGIL_PID"; wait "$VIGIL_PID" 2>/dev/null
     fi
-    [ -f "$PGDATA/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
+    pg_stop "$TMP"
     if [ "$KEEP" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -100,20 +61,11 @@ PG_PORT=$(free_port)
 VIGIL_PORT=$(free_port)
 while [ "$VIGIL_PORT" = "$PG_PORT" ]; do VIGIL_PORT=$(free_port); done
 
-log "PostgreSQL: initdb in $PGDATA, port $PG_PORT, max_connections 1100"
-as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 --no-sync >"$TMP/initdb.log" 2>&1 \
-    || { cat "$TMP/initdb.log" >&2; die "initdb failed"; }
-cat >>"$PGDATA/postgresql.conf" <<EOF
-# bench/idle.sh
-listen_addresses = '127.0.0.1'
-port = $PG_PORT
-unix_socket_directories = '$TMP'
+log "PostgreSQL: initdb in $TMP/pg, port $PG_PORT, max_connections 1100"
+pg_start "$TMP" "$PG_PORT" <<EOF
 max_connections = 1100
 synchronous_commit = off
 EOF
-as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$TMP/postgres.log" -w -t 60 start >/dev/null \
-    || { cat "$TMP/postgres.log" >&2; die "PostgreSQL did not start"; }
-wait_ready "$PG_PORT" PostgreSQL
 
 VDIR=$TMP/vigil
 mkdir -m 700 "$VDIR"

@@ -50,19 +50,15 @@ SCALE=${SCALE:-10}
 WARMUP=${WARMUP:-2}
 NCPU=$(nproc)
 THREADS=${THREADS:-$(( NCPU < CLIENTS ? NCPU : CLIENTS ))}
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 KEEP=${KEEP:-0}
 SINK=${SINK:-none}
 
-die() { echo "pgbench.sh: $*" >&2; exit 1; }
-log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+NAME=pgbench.sh
+# shellcheck source=lib.sh
+. "$ROOT/bench/lib.sh"
 
-for tool in "$PGBIN/initdb" "$PGBIN/pg_ctl"; do
-    [ -x "$tool" ] || die "$tool not found; install PostgreSQL's server package or set PGBIN"
-done
+need_pg_tools
 command -v pgbench >/dev/null || die "pgbench not found (Debian: postgresql-contrib or postgresql-client)"
-command -v psql >/dev/null || die "psql not found"
-command -v pg_isready >/dev/null || die "pg_isready not found"
 command -v python3 >/dev/null || die "python3 not found"
 if ! command -v pgbouncer >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -73,42 +69,8 @@ if ! command -v pgbouncer >/dev/null; then
     fi
 fi
 
-# --- vigil binary ------------------------------------------------------------
-if [ -n "${VIGIL:-}" ]; then
-    [ -x "$VIGIL" ] || die "VIGIL=$VIGIL is not executable"
-else
-    VIGIL=$ROOT/target/release/vigil
-    stale=1
-    if [ -x "$VIGIL" ]; then
-        stale=$(find "$ROOT/crates" "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" \
-            \( -name '*.rs' -o -name 'Cargo.toml' -o -name 'Cargo.lock' \) \
-            -newer "$VIGIL" -print -quit | wc -l)
-    fi
-    if [ "$stale" != 0 ]; then
-        log "building vigil: cargo build --release -p vigil"
-        (cd "$ROOT" && cargo build --release -p vigil) || die "cargo build --release -p vigil failed"
-    fi
-fi
-
-# --- helpers -----------------------------------------------------------------
-if [ "$(id -u)" = 0 ]; then
-    id postgres >/dev/null 2>&1 || die "running as root needs the user postgres (PostgreSQL refuses root)"
-    as_pg() { runuser -u postgres -- "$@"; }
-else
-    as_pg() { "$@"; }
-fi
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_ready() { # port name
-    for _ in $(seq 300); do
-        pg_isready -q -h 127.0.0.1 -p "$1" -U postgres -d postgres && return 0
-        sleep 0.1
-    done
-    die "$2 did not become ready on port $1"
-}
+# --- vigil binary ----------------------------------------------------------------
+vigil_binary
 
 cpu_ticks() { # pid: user + system clock ticks of the whole process
     awk '{ print $14 + $15 }' "/proc/$1/stat"
@@ -149,7 +111,6 @@ new_statements() {
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/vigil-pgbench.XXXXXX")
 chmod 755 "$TMP"
 [ "$(id -u)" = 0 ] && chown postgres: "$TMP"
-PGDATA=$TMP/pg
 VIGIL_PID=
 BOUNCER_PID=
 PGBENCH_PID=
@@ -164,7 +125,7 @@ cleanup() {
         kill -TERM "$BOUNCER_PID"
         for _ in $(seq 50); do kill -0 "$BOUNCER_PID" 2>/dev/null || break; sleep 0.1; done
     fi
-    [ -f "$PGDATA/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
+    pg_stop "$TMP"
     if [ "$KEEP" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -177,20 +138,11 @@ while [ "$BOUNCER_PORT" = "$PG_PORT" ]; do BOUNCER_PORT=$(free_port); done
 while [ "$VIGIL_PORT" = "$PG_PORT" ] || [ "$VIGIL_PORT" = "$BOUNCER_PORT" ]; do VIGIL_PORT=$(free_port); done
 
 # --- PostgreSQL ---------------------------------------------------------------
-log "PostgreSQL: initdb in $PGDATA, port $PG_PORT"
-as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 --no-sync >"$TMP/initdb.log" 2>&1 \
-    || { cat "$TMP/initdb.log" >&2; die "initdb failed"; }
-cat >>"$PGDATA/postgresql.conf" <<EOF
-# bench/pgbench.sh
-listen_addresses = '127.0.0.1'
-port = $PG_PORT
-unix_socket_directories = '$TMP'
+log "PostgreSQL: initdb in $TMP/pg, port $PG_PORT"
+pg_start "$TMP" "$PG_PORT" <<EOF
 max_connections = 100
 synchronous_commit = off
 EOF
-as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$TMP/postgres.log" -w -t 60 start >/dev/null \
-    || { cat "$TMP/postgres.log" >&2; die "PostgreSQL did not start"; }
-wait_ready "$PG_PORT" PostgreSQL
 export PGUSER=postgres PGDATABASE=postgres PGSSLMODE=disable PGHOST=127.0.0.1
 log "pgbench -i -s $SCALE"
 pgbench -i -q -s "$SCALE" -p "$PG_PORT" >"$TMP/pgbench-init.log" 2>&1 \

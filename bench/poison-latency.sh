@@ -28,34 +28,25 @@ KEEP=${KEEP:-0}
 NCPU=$(nproc)
 THREADS=$(( NCPU < CLIENTS ? NCPU : CLIENTS ))
 
-die() { echo "poison-latency.sh: $*" >&2; exit 1; }
-log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+NAME=poison-latency.sh
+# shellcheck source=lib.sh
+. "$ROOT/bench/lib.sh"
+need_pg_tools
 
 log "latency: cargo run --release -p vigil-bench --example poison_latency"
 (cd "$ROOT" && cargo run -q --release -p vigil-bench --example poison_latency) \
     || die "the latency example failed"
 
-VIGIL=${VIGIL:-$ROOT/target/release/vigil}
-if [ ! -x "$VIGIL" ] || [ -n "$(find "$ROOT/crates" -name '*.rs' -newer "$VIGIL" -print -quit)" ]; then
-    log "building vigil: cargo build --release -p vigil"
-    (cd "$ROOT" && cargo build -q --release -p vigil) || die "cargo build failed"
-fi
-if [ "$(id -u)" = 0 ]; then as_pg() { runuser -u postgres -- "$@"; }; else as_pg() { "$@"; }; fi
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ready() {
-    for _ in $(seq 300); do pg_isready -q -h 127.0.0.1 -p "$1" -U postgres -d postgres && return 0; sleep 0.1; done
-    die "$2 did not become ready on port $1"
-}
+vigil_binary
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/vigil-poison.XXXXXX")
 chmod 755 "$TMP"
 [ "$(id -u)" = 0 ] && chown postgres: "$TMP"
-PGDATA=$TMP/pg
 VIGIL_PID=
 cleanup() {
     set +e
     [ -n "$VIGIL_PID" ] && kill -TERM "$VIGIL_PID" 2>/dev/null && wait "$VIGIL_PID" 2>/dev/null
-    [ -f "$PGDATA/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
+    pg_stop "$TMP"
     if [ "$KEEP" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -63,16 +54,9 @@ trap 'exit 130' INT TERM
 
 PG_PORT=$(free_port)
 VIGIL_PORT=$(free_port)
-as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 --no-sync >"$TMP/initdb.log" 2>&1 \
-    || { cat "$TMP/initdb.log" >&2; die "initdb failed"; }
-cat >>"$PGDATA/postgresql.conf" <<EOF
-listen_addresses = '127.0.0.1'
-port = $PG_PORT
-unix_socket_directories = '$TMP'
+pg_start "$TMP" "$PG_PORT" <<EOF
 synchronous_commit = off
 EOF
-as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$TMP/postgres.log" -w -t 60 start >/dev/null || die "PostgreSQL did not start"
-wait_ready "$PG_PORT" PostgreSQL
 export PGUSER=postgres PGDATABASE=postgres PGSSLMODE=disable PGHOST=127.0.0.1
 pgbench -i -q -s "$SCALE" -p "$PG_PORT" >"$TMP/init.log" 2>&1 || die "pgbench -i failed"
 
