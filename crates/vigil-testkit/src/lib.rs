@@ -10,11 +10,13 @@
 
 #![forbid(unsafe_code)]
 
+mod daemon;
 pub mod nats;
 pub mod pki;
 pub mod postgres;
 pub mod redis;
 pub mod rsyslog;
+pub mod syslog_ng;
 
 use std::io::Write;
 use std::net::TcpListener;

@@ -265,27 +265,9 @@ impl NatsServer {
     /// 10 s. Keeps the storage directory. Does nothing when it is not
     /// running.
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let termed = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if termed {
-            let deadline = Instant::now() + STOP_TIMEOUT;
-            while Instant::now() < deadline {
-                if !matches!(child.try_wait(), Ok(None)) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+        if let Some(child) = self.child.take() {
+            crate::daemon::terminate(child, STOP_TIMEOUT);
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
 
     /// Starts the server again after [`stop`](Self::stop), on the same port

@@ -57,14 +57,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::daemon::{self, POLL, file_len, quoted, read_from};
+
 /// How long rsyslog may take to bind its ports.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long rsyslog may take to exit after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many sets of ports to try when another process takes one first.
 const ATTEMPTS: usize = 5;
-/// How often to look again while waiting.
-const POLL: Duration = Duration::from_millis(20);
 /// The largest message rsyslog accepts (its default is 8 KiB).
 const MAX_MESSAGE_SIZE: &str = "256k";
 
@@ -217,28 +217,13 @@ impl Rsyslog {
     /// The messages received so far, in order, without their newlines; a
     /// line rsyslog is still writing is left out.
     pub fn lines(&self) -> Vec<String> {
-        let data = fs::read(&self.output).unwrap_or_default();
-        let complete = match data.iter().rposition(|&b| b == b'\n') {
-            Some(end) => &data[..end],
-            None => return Vec::new(),
-        };
-        String::from_utf8_lossy(complete)
-            .split('\n')
-            .map(str::to_owned)
-            .collect()
+        daemon::lines(&self.output)
     }
 
     /// Waits until at least `n` messages were received or `timeout` passed,
     /// and returns the messages received by then (possibly fewer than `n`).
     pub fn wait_for_lines(&self, n: usize, timeout: Duration) -> Vec<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let lines = self.lines();
-            if lines.len() >= n || Instant::now() >= deadline {
-                return lines;
-            }
-            std::thread::sleep(POLL);
-        }
+        daemon::wait_for_lines(&self.output, n, timeout)
     }
 
     /// rsyslog's standard error over all its runs (its own errors and
@@ -261,27 +246,9 @@ impl Rsyslog {
     /// 10 s). Keeps the directory and the output file. Does nothing when it
     /// is not running.
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let terminated = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if terminated {
-            let deadline = Instant::now() + STOP_TIMEOUT;
-            while Instant::now() < deadline {
-                if !matches!(child.try_wait(), Ok(None)) {
-                    return;
-                }
-                std::thread::sleep(POLL);
-            }
+        if let Some(child) = self.child.take() {
+            daemon::terminate(child, STOP_TIMEOUT);
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
 
     /// Kills rsyslog with SIGKILL, as a crash would: what it had read but
@@ -343,10 +310,7 @@ impl Rsyslog {
                 && let Ok(Some(status)) = child.try_wait()
             {
                 self.child = None;
-                return Err(io::Error::other(format!(
-                    "rsyslogd exited at start ({status})\n{}",
-                    self.log()
-                )));
+                return Err(daemon::exited("rsyslogd", status, &self.log()));
             }
             let new_errors = read_from(&self.stderr, stderr_before);
             if new_errors.contains("Could not create")
@@ -378,20 +342,12 @@ impl Rsyslog {
     /// True when process `pid` has a bound UDP socket on the UDP port and a
     /// listening socket on each TCP port.
     fn holds_ports(&self, pid: u32) -> bool {
-        let inodes = socket_inodes(pid);
-        let udp = self.udp_port.is_none_or(|p| {
-            holds(
-                &["/proc/net/udp", "/proc/net/udp6"],
-                p,
-                UDP_UNCONNECTED,
-                &inodes,
-            )
-        });
-        let tcp = [self.tcp_port, self.tls_port]
+        let tcp: Vec<u16> = [self.tcp_port, self.tls_port]
             .into_iter()
             .flatten()
-            .all(|p| holds(&["/proc/net/tcp", "/proc/net/tcp6"], p, TCP_LISTEN, &inodes));
-        udp && tcp
+            .collect();
+        let udp: Vec<u16> = self.udp_port.into_iter().collect();
+        daemon::holds_ports(pid, &tcp, &udp)
     }
 
     /// The rsyslog configuration for the chosen inputs.
@@ -448,11 +404,6 @@ impl Drop for Rsyslog {
     }
 }
 
-/// `st` of a bound, unconnected UDP socket in `/proc/net/udp` (TCP_CLOSE).
-const UDP_UNCONNECTED: &str = "07";
-/// `st` of a listening TCP socket in `/proc/net/tcp` (TCP_LISTEN).
-const TCP_LISTEN: &str = "0A";
-
 /// The `rsyslogd` binary, or an error saying how to install it.
 fn program() -> io::Result<PathBuf> {
     crate::find_program("rsyslogd", &[Path::new("/usr/sbin"), Path::new("/sbin")]).ok_or_else(
@@ -464,57 +415,6 @@ fn program() -> io::Result<PathBuf> {
             )
         },
     )
-}
-
-/// The inodes of the sockets process `pid` has open.
-fn socket_inodes(pid: u32) -> Vec<String> {
-    let Ok(entries) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
-        .filter_map(|target| {
-            let target = target.to_str()?;
-            let inode = target.strip_prefix("socket:[")?.strip_suffix(']')?;
-            Some(inode.to_owned())
-        })
-        .collect()
-}
-
-/// True when one of the `/proc/net` `tables` lists a socket on local port
-/// `port` in state `state` whose inode is in `inodes`.
-fn holds(tables: &[&str], port: u16, state: &str, inodes: &[String]) -> bool {
-    let port = format!(":{port:04X}");
-    tables.iter().any(|table| {
-        let text = fs::read_to_string(table).unwrap_or_default();
-        text.lines().skip(1).any(|line| {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            cols.len() > 9
-                && cols[1].ends_with(&port)
-                && cols[3] == state
-                && inodes.iter().any(|i| i == cols[9])
-        })
-    })
-}
-
-/// `path` for a double-quoted rsyslog string: `\` and `"` escaped.
-fn quoted(path: &Path) -> String {
-    path.display()
-        .to_string()
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-}
-
-/// The length of `path`, 0 when it does not exist.
-fn file_len(path: &Path) -> u64 {
-    fs::metadata(path).map(|m| m.len()).unwrap_or(0)
-}
-
-/// What `path` holds after its first `from` bytes, lossily as text.
-fn read_from(path: &Path, from: u64) -> String {
-    let data = fs::read(path).unwrap_or_default();
-    let from = usize::try_from(from).unwrap_or(usize::MAX).min(data.len());
-    String::from_utf8_lossy(&data[from..]).into_owned()
 }
 
 #[cfg(test)]
@@ -638,18 +538,5 @@ mod tests {
     fn needs_an_input() {
         let err = Rsyslog::builder().start().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
-    }
-
-    #[test]
-    fn reads_proc_net_tables() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let inodes = socket_inodes(std::process::id());
-        assert!(holds(&["/proc/net/tcp"], port, TCP_LISTEN, &inodes));
-        assert!(!holds(&["/proc/net/tcp"], port, TCP_LISTEN, &[]));
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        let inodes = socket_inodes(std::process::id());
-        assert!(holds(&["/proc/net/udp"], port, UDP_UNCONNECTED, &inodes));
     }
 }
