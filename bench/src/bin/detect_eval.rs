@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! detect_eval [--data DIR] [--normal N] [--seed S] [--show-missed] [--show-fp] [--show-samples]
+//!             [--emit FILE]
 //! ```
 //!
 //! - Each payload line (URL-encoded, `+` a space) is decoded and spliced
@@ -23,6 +24,9 @@
 //!   counts.
 //! - The normal workload is pgbench's TPC-B and select-only statements with
 //!   random values and an ORM-like generator; every finding counts.
+//! - `--emit FILE` also writes every payload statement as a JSON line
+//!   (`file`, `line`, `template`, `sql`, `alters`, `injection`), for
+//!   `bench/detect/corpus/run.sh`, which sends them through the proxy.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -95,6 +99,7 @@ struct Args {
     show_missed: bool,
     show_fp: bool,
     show_samples: bool,
+    emit: Option<PathBuf>,
 }
 
 fn args() -> Args {
@@ -105,6 +110,7 @@ fn args() -> Args {
         show_missed: false,
         show_fp: false,
         show_samples: false,
+        emit: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -115,6 +121,7 @@ fn args() -> Args {
             "--show-missed" => args.show_missed = true,
             "--show-fp" => args.show_fp = true,
             "--show-samples" => args.show_samples = true,
+            "--emit" => args.emit = Some(PathBuf::from(it.next().expect("--emit FILE"))),
             other => panic!("unknown argument {other:?}"),
         }
     }
@@ -264,6 +271,11 @@ fn main() {
     let mut missed = Vec::new();
     let mut unaltered_hits = Vec::new();
     let mut detected_not_altering = 0usize;
+    let mut emit = args.emit.as_ref().map(|path| {
+        std::io::BufWriter::new(
+            std::fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        )
+    });
     for path in &files {
         let text = std::fs::read(path).expect("read payload file");
         let text = String::from_utf8_lossy(&text);
@@ -275,6 +287,20 @@ fn main() {
             }
             let p = url_decode(line);
             let r = run_payload(&mut inspector, &mut out, &p);
+            if let Some(w) = emit.as_mut() {
+                for (k, t) in TEMPLATES.iter().enumerate() {
+                    let record = serde_json::json!({
+                        "file": name,
+                        "line": row[0] + 1,
+                        "template": t.name,
+                        "sql": format!("{}{}{}", t.before, p, t.after),
+                        "alters": r.alters[k],
+                        "injection": r.injection[k],
+                    });
+                    std::io::Write::write_fmt(w, format_args!("{record}\n"))
+                        .expect("write --emit file");
+                }
+            }
             let det = r.injection.iter().any(|&d| d);
             let alt = r.alters.iter().any(|&a| a);
             row[0] += 1;
