@@ -39,6 +39,7 @@
 //! | `time_function` | injection | `pg_sleep`, `pg_sleep_for`, `pg_sleep_until`, `sleep(`, `benchmark(`, `dbms_pipe.receive_message(`, `WAITFOR DELAY`/`TIME` | a column named `sleep` |
 //! | `error_cast` | injection | a cast to a number or boolean (`CAST(… AS int)`, `::int`) of a server fact (`version()`, `current_user`, `current_database()`), of `chr()`-built text, or of a concatenation around a subquery; MySQL's `extractvalue(`/`updatexml(`; `convert(int, …)` | `count(*)::int`, `CAST($1 AS int)`, `CAST(price AS int)`, `NULL::int`, `current_setting(…)::int`, a column named `version` |
 //! | `bare_subquery` | injection | `SELECT` right after a comparison, `AND`, `OR`, `NOT` or `BY` (`id = SELECT …`, `ORDER BY SELECT …`), or a subquery whose `(` the query string never closes (`id = (SELECT substr(login)`): PostgreSQL rejects both | `INSERT … SELECT`, `AS SELECT`, `FOR SELECT`, `IN (SELECT …)`, `EXISTS (SELECT …)` |
+//! | `misplaced_quote` | injection | a `'` glued to a value where the application had no string open (`ORDER BY id'…`, `id = 1'…`): a string glued to a word or number on both sides whose text starts and ends with `AND`, `OR` or `XOR` (`ORDER BY id' AND 1=1 AND 'x'='x`, `id = 1' or '1'='1`); or a quote never closed whose rest, read as SQL, lexes, starts (past `)`) with `AND`/`OR`/`XOR` or `;` and a statement's verb, and ends in a line comment (`ORDER BY id';SELECT pg_sleep(1)--`) | benign text with quotes in a value's slot: `rock'n'roll`, `5' and 6' tall`, `WOMEN';S ART`, `I' IS NOT …`; typed literals (`date'2024-01-01'`); strings after an operator or a keyword |
 //! | `catalog_read` | catalog read | an application role naming `information_schema`, or a sensitive catalog where a relation goes (`pg_authid`, `pg_shadow`, `pg_user`, `pg_roles`, `pg_class`, `pg_attribute`, `pg_proc`, `pg_tables`, `pg_settings`, `pg_stat_activity`, `pg_largeobject`, …) | drivers' type loading (`pg_type`, `pg_namespace`, `pg_range`, `pg_enum`); `pg_catalog.` functions; a column of that name; any other role |
 //! | `copy_program` | capability | `COPY … FROM PROGRAM` / `TO PROGRAM` | `COPY … FROM STDIN` |
 //! | `file_access` | capability | `pg_read_file`, `pg_read_binary_file`, `pg_ls_dir`, `pg_stat_file`, adminpack's writers, `lo_import(`, `COPY … FROM`/`TO '<server file>'`, `CREATE EXTENSION adminpack`/`file_fdw`; MySQL's `load_file(`, `INTO OUTFILE`/`DUMPFILE`, `LOAD DATA INFILE` | `COPY … TO STDOUT` |
@@ -78,16 +79,32 @@
 //!   comment; hand-written SQL of an application role that does, after a
 //!   value, is reported.
 //! - **Rejected statements.** `chained_comparison`,
-//!   `union_column_mismatch`, `foreign_syntax` and `bare_subquery` fire on
-//!   statements PostgreSQL rejects: they report the attempt, an
-//!   application sending SQL its code never writes, which is how scanners
-//!   probe.
+//!   `union_column_mismatch`, `foreign_syntax`, `bare_subquery` and
+//!   `misplaced_quote` fire on statements PostgreSQL rejects: they report
+//!   the attempt, an application sending SQL its code never writes, which
+//!   is how scanners probe.
 //! - **Lexer errors.** PostgreSQL lexes the whole query string before it
 //!   runs any of it, so a string that never ends makes it fail. Injection
 //!   findings are dropped then: benign text with a quote (`Y'ALL`,
 //!   `O'Brien`) breaks a vulnerable template the same way, and what follows
 //!   the quote takes any shape. Capability and catalog findings before the
-//!   error stay: their words do not come from benign text.
+//!   error stay: their words do not come from benign text. One injection
+//!   finding is made on such strings, `misplaced_quote`, when the rest
+//!   after the quote reads as SQL that continues a condition or starts a
+//!   statement and ends in a comment: the quote was meant to close a string.
+//! - **Quotes in a value's slot.** Tools do not know whether the value they
+//!   inject into is a string, so they try each boundary in turn: `'`, `')`,
+//!   none. Sent where the application splices a name or a number (`ORDER
+//!   BY <by>`, `id = <id>`), the string forms put the quote after a value,
+//!   and the quotes then enclose the injected condition
+//!   (`id' AND 1=1 AND 'x'='x` lexes as `id`, `' AND 1=1 AND '`, `x`,
+//!   `'='`, `x`). PostgreSQL rejects these, but they are the attempt, and
+//!   on the string endpoints of the same application the same probes work.
+//!   `misplaced_quote` reads the text of such a string, as
+//!   `foreign_syntax` reads a quoted name closed early: the text a value
+//!   glued to a quote holds is no value when it starts and ends with a
+//!   connective. Benign text with quotes (`rock'n'roll`, `5' and 6'
+//!   tall`) does not both start and end so, or is not glued on both sides.
 //! - **Role.** Injection rules and capabilities do not depend on the role,
 //!   except as said above; `catalog_read` and `role_change` only concern
 //!   application roles. Drivers that introspect composite types (Npgsql,
@@ -97,7 +114,7 @@
 
 use std::cell::RefCell;
 
-use vigil_sql::{Lexer, TokenKind};
+use vigil_sql::{LexError, Lexer, TokenKind};
 
 /// What the proxy knows about a statement and its session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -215,6 +232,9 @@ rules! {
     /// A `SELECT` where a value or condition goes, without parentheses or
     /// with its `(` left open.
     BareSubquery = "bare_subquery" Injection,
+    /// A quote glued to a value where no string was open, whose text reads
+    /// as the rest of a condition or another statement.
+    MisplacedQuote = "misplaced_quote" Injection,
     /// An application role reading the system catalog.
     CatalogRead = "catalog_read" CatalogRead,
     /// `COPY … PROGRAM`.
@@ -310,6 +330,9 @@ impl Inspector {
         let mut found = Found { seen: 0, out };
         self.toks.clear();
         let (trailing_line_comment, lex_error) = collect(sql, cx, &mut self.toks, &mut found);
+        // On a lexer error, a quote the query string never closes may
+        // still be one the injection misplaced.
+        let lex_error = lex_error.map(|error| unclosed_quote(sql, cx, &self.toks, error));
         let mut scan = Scan {
             sql,
             t: &self.toks,
@@ -319,7 +342,7 @@ impl Inspector {
             trailing_line_comment,
         };
         scan.run();
-        if lex_error {
+        if let Some(misplaced) = lex_error {
             // PostgreSQL rejects the whole query string: nothing ran, and a
             // quote in benign text breaks a vulnerable template just so.
             let mut keep = base;
@@ -330,6 +353,13 @@ impl Inspector {
                 }
             }
             out.truncate(keep);
+            if let Some(offset) = misplaced {
+                out.push(Finding {
+                    rule: Rule::MisplacedQuote,
+                    kind: Rule::MisplacedQuote.kind(),
+                    offset,
+                });
+            }
         }
         if let Some(new) = out.get_mut(base..) {
             new.sort_unstable_by_key(|f| f.offset);
@@ -449,9 +479,14 @@ enum Pending {
 
 /// Lexes `sql` into `toks` (significant tokens only) and runs the comment
 /// rule, which needs the whitespace and comments the scan never sees.
-/// Returns whether the query string ends in a line comment, and whether
-/// the lexer failed.
-fn collect(sql: &str, cx: &Context, toks: &mut Vec<Tok>, found: &mut Found<'_>) -> (bool, bool) {
+/// Returns whether the query string ends in a line comment, and the
+/// lexer's error if it failed.
+fn collect(
+    sql: &str,
+    cx: &Context,
+    toks: &mut Vec<Tok>,
+    found: &mut Found<'_>,
+) -> (bool, Option<LexError>) {
     let bytes = sql.as_bytes();
     let lexer = Lexer::new(sql).standard_conforming_strings(cx.standard_conforming_strings);
     let mut pending = Pending::None;
@@ -464,11 +499,14 @@ fn collect(sql: &str, cx: &Context, toks: &mut Vec<Tok>, found: &mut Found<'_>) 
     let mut after_name: Option<usize> = None;
     let mut name_comment: Option<usize> = None;
     let mut last_line_comment = false;
-    let mut error = false;
+    let mut error = None;
     for token in lexer {
-        let Ok(token) = token else {
-            error = true;
-            break;
+        let token = match token {
+            Ok(token) => token,
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
         };
         match token.kind {
             TokenKind::Whitespace => {
@@ -549,6 +587,82 @@ fn collect(sql: &str, cx: &Context, toks: &mut Vec<Tok>, found: &mut Found<'_>) 
         found.add(Rule::CommentAfterLiteral, at);
     }
     (last_line_comment, error)
+}
+
+/// Whether `prev`, the significant token before offset `at`, ends a value
+/// glued to it: a name, a number, a quoted name or `)`.
+fn value_glued(prev: Option<&Tok>, at: usize) -> bool {
+    prev.is_some_and(|p| {
+        p.end == at
+            && match p.class {
+                Class::Word | Class::Num | Class::QIdent => true,
+                Class::Punct => p.sym == b')',
+                _ => false,
+            }
+    })
+}
+
+/// Whether `word` is `AND`, `OR` or `XOR`, in any case.
+fn connective(word: &[u8]) -> bool {
+    !word.is_empty() && matches!(keyword(word), Kw::And | Kw::Or | Kw::Xor)
+}
+
+/// Whether a string's text, read as SQL, starts and ends with a
+/// connective, past spaces and parentheses: ` AND 1=1 AND `, `) OR (`,
+/// ` or `.
+fn connective_ends(text: &[u8]) -> bool {
+    let skip = |c: &u8| c.is_ascii_whitespace() || matches!(c, b'(' | b')');
+    let start = text.iter().position(|c| !skip(c)).unwrap_or(text.len());
+    let end = text.iter().rposition(|c| !skip(c)).map_or(start, |e| e + 1);
+    let inner = text.get(start..end).unwrap_or_default();
+    let first = inner.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+    let last = inner
+        .iter()
+        .rev()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .count();
+    connective(inner.get(..first).unwrap_or_default())
+        && connective(inner.get(inner.len() - last..).unwrap_or_default())
+}
+
+/// On a lexer error: the offset of a `'` that never closes, glued to the
+/// value before it, when the rest of the query string, read as SQL, lexes,
+/// starts (past `)`) with `AND`, `OR`, `XOR` or `;` and a statement's verb,
+/// and ends in a line comment: `ORDER BY id';SELECT pg_sleep(1)--`, `id =
+/// 1' OR 1=1 --`. The quote was meant to close a string the application
+/// never opened. Benign text with a stray quote (`O'Brien`, `WOMEN';S`)
+/// does not read so.
+fn unclosed_quote(sql: &str, cx: &Context, toks: &[Tok], error: LexError) -> Option<usize> {
+    let LexError::UnterminatedString { offset } = error else {
+        return None;
+    };
+    if sql.as_bytes().get(offset) != Some(&b'\'') || !value_glued(toks.last(), offset) {
+        return None;
+    }
+    let tail = sql.get(offset + 1..)?;
+    let bytes = tail.as_bytes();
+    let lexer = Lexer::new(tail).standard_conforming_strings(cx.standard_conforming_strings);
+    // 0: before the first significant token but `)`; 1: after `;`;
+    // 2: the start matched.
+    let mut state = 0u8;
+    let mut last = TokenKind::Whitespace;
+    for token in lexer {
+        let token = token.ok()?;
+        last = token.kind;
+        if matches!(token.kind, TokenKind::Whitespace) || token.kind.is_comment() {
+            continue;
+        }
+        let text = bytes.get(token.start..token.end).unwrap_or_default();
+        state = match (state, token.kind) {
+            (2, _) => 2,
+            (0, TokenKind::Punctuation) if text == b")" => 0,
+            (0, TokenKind::Punctuation) if text == b";" => 1,
+            (0, TokenKind::Word) if connective(text) => 2,
+            (1, TokenKind::Word) if keyword(text).starts_statement() => 2,
+            _ => return None,
+        };
+    }
+    (state == 2 && last == TokenKind::LineComment).then_some(offset)
 }
 
 fn classify(sql: &str, start: usize, end: usize, kind: TokenKind) -> Tok {
@@ -1671,7 +1785,10 @@ impl Scan<'_, '_, '_> {
                     }
                     self.word(i, verb);
                 }
-                Class::Str if tok.plain => self.string_arithmetic(i),
+                Class::Str if tok.plain => {
+                    self.string_arithmetic(i);
+                    self.misplaced_quote(i);
+                }
                 Class::QIdent => {
                     self.glued_quoted_name(i);
                     if tok.kw != Kw::None {
@@ -2096,6 +2213,30 @@ impl Scan<'_, '_, '_> {
             && self.class(j - 2) == Some(Class::Op)
         {
             self.add(Rule::ChainedComparison, k);
+        }
+    }
+
+    /// A plain string glued between a value and a word or number after it,
+    /// whose text starts and ends with `AND`, `OR` or `XOR`: `ORDER BY id'
+    /// AND 1=1 AND 'x'='x`, `id = 1' or '1'='1`. The quote opened where the
+    /// application had no string open: the string holds the injected
+    /// condition, and the words around it are what was meant to close and
+    /// reopen a string.
+    fn misplaced_quote(&mut self, i: usize) {
+        let tok = self.t[i];
+        if !value_glued(i.checked_sub(1).and_then(|p| self.t.get(p)), tok.start) {
+            return;
+        }
+        let glued_after = self.t.get(i + 1).is_some_and(|n| {
+            n.start == tok.end && matches!(n.class, Class::Word | Class::Num | Class::QIdent)
+        });
+        let text = self
+            .sql
+            .as_bytes()
+            .get(tok.start + 1..tok.end.saturating_sub(1))
+            .unwrap_or_default();
+        if glued_after && connective_ends(text) {
+            self.add(Rule::MisplacedQuote, i);
         }
     }
 
