@@ -302,6 +302,8 @@ pub fn inspect(sql: &str, cx: &Context, out: &mut Vec<Finding>) {
 #[derive(Debug, Default)]
 pub struct Inspector {
     toks: Vec<Tok>,
+    /// The indexes in `toks` of the tokens the scan looks at.
+    hot: Vec<u32>,
     frames: Vec<Frame>,
 }
 
@@ -329,13 +331,16 @@ impl Inspector {
         let base = out.len();
         let mut found = Found { seen: 0, out };
         self.toks.clear();
-        let (trailing_line_comment, lex_error) = collect(sql, cx, &mut self.toks, &mut found);
+        self.hot.clear();
+        let (trailing_line_comment, lex_error) =
+            collect(sql, cx, &mut self.toks, &mut self.hot, &mut found);
         // On a lexer error, a quote the query string never closes may
         // still be one the injection misplaced.
         let lex_error = lex_error.map(|error| unclosed_quote(sql, cx, &self.toks, error));
         let mut scan = Scan {
             sql,
             t: &self.toks,
+            hot: &self.hot,
             cx,
             frames: &mut self.frames,
             found: &mut found,
@@ -366,6 +371,7 @@ impl Inspector {
         }
         if self.toks.capacity() > KEEP_TOKENS {
             self.toks = Vec::new();
+            self.hot = Vec::new();
         }
     }
 }
@@ -440,6 +446,33 @@ impl Tok {
     fn is_literal(&self) -> bool {
         matches!(self.class, Class::Str | Class::Bits | Class::Num)
     }
+
+    /// Whether the scan has anything to do at this token, `prev` being the
+    /// one before it: keywords, plain strings, comparison and other
+    /// operators that rules look at, `(`, `)`, `,`, `;`, a quoted name that
+    /// is a catalog's or glued to a name or number, the first token of a
+    /// statement. Names and numbers are only looked at from these.
+    fn hot(&self, prev: Option<&Tok>) -> bool {
+        let Some(prev) = prev else {
+            return true;
+        };
+        if prev.class == Class::Punct && prev.sym == b';' {
+            return true;
+        }
+        match self.class {
+            Class::Word => self.kw != Kw::None,
+            Class::Str => self.plain,
+            Class::QIdent => {
+                self.kw != Kw::None
+                    || (prev.end == self.start
+                        && (prev.class == Class::Num
+                            || (prev.class == Class::Word && prev.kw == Kw::None)))
+            }
+            Class::Punct => matches!(self.sym, b'(' | b')' | b',' | b';'),
+            Class::Op => !matches!(self.op, Op::Minus | Op::Plus | Op::Star | Op::Concat),
+            Class::Num | Class::Bits | Class::Param | Class::Other => false,
+        }
+    }
 }
 
 fn operator(text: &[u8]) -> Op {
@@ -485,10 +518,11 @@ fn collect(
     sql: &str,
     cx: &Context,
     toks: &mut Vec<Tok>,
+    hot: &mut Vec<u32>,
     found: &mut Found<'_>,
 ) -> (bool, Option<LexError>) {
     let bytes = sql.as_bytes();
-    let lexer = Lexer::new(sql).standard_conforming_strings(cx.standard_conforming_strings);
+    let mut lexer = Lexer::new(sql).standard_conforming_strings(cx.standard_conforming_strings);
     let mut pending = Pending::None;
     // The end of the last significant token, when it is a literal or a
     // closing parenthesis and no comment came after it yet.
@@ -500,13 +534,21 @@ fn collect(
     let mut name_comment: Option<usize> = None;
     let mut last_line_comment = false;
     let mut error = None;
-    for token in lexer {
-        let token = match token {
-            Ok(token) => token,
-            Err(e) => {
+    loop {
+        // Whitespace matters only after a block comment; other rules
+        // compare offsets.
+        if lexer.skip_whitespace()
+            && let Pending::Block { spaced, .. } = &mut pending
+        {
+            *spaced = true;
+        }
+        let token = match lexer.next() {
+            Some(Ok(token)) => token,
+            Some(Err(e)) => {
                 error = Some(e);
                 break;
             }
+            None => break,
         };
         match token.kind {
             TokenKind::Whitespace => {
@@ -565,12 +607,15 @@ fn collect(
                 let tok = classify(sql, token.start, token.end, kind);
                 let value_end = tok.is_literal() || (tok.class == Class::Punct && tok.sym == b')');
                 after_literal = value_end.then_some(token.end);
-                let relation = toks
-                    .last()
-                    .is_some_and(|t| t.class == Class::Word && matches!(t.kw, Kw::From | Kw::Join));
-                after_name = (relation && matches!(tok.class, Class::Word | Class::QIdent))
-                    .then_some(token.end);
+                let relation = matches!(tok.class, Class::Word | Class::QIdent)
+                    && toks.last().is_some_and(|t| {
+                        t.class == Class::Word && matches!(t.kw, Kw::From | Kw::Join)
+                    });
+                after_name = relation.then_some(token.end);
                 name_comment = None;
+                if tok.hot(toks.last()) {
+                    hot.push(toks.len() as u32);
+                }
                 toks.push(tok);
             }
         }
@@ -1258,6 +1303,37 @@ fn low_bytes(x: u64, n: usize) -> u64 {
     x & MASKS.get(n).copied().unwrap_or(u64::MAX)
 }
 
+/// For each length from 1 to 16 and each first byte (its low five bits,
+/// 0x20 set), the last bytes (low five bits) of the short keywords of
+/// that length and first byte, one bit each. Most names are no keyword:
+/// one look-up here tells, before the word is packed and hashed. Bytes
+/// that share their low five bits (`p` and `0`) only make it say "maybe".
+static FILTER: [[u32; 32]; 16] = build_filter();
+
+const fn build_filter() -> [[u32; 32]; 16] {
+    let mut f = [[0u32; 32]; 16];
+    let mut i = 0;
+    while i < SHORT_KEYWORDS.len() {
+        let b = SHORT_KEYWORDS[i].0.as_bytes();
+        let first = ((b[0] | 0x20) & 31) as usize;
+        let last = (b[b.len() - 1] | 0x20) & 31;
+        f[b.len() - 1][first] |= 1 << last;
+        i += 1;
+    }
+    f
+}
+
+/// Whether the word `src[start..end]`, of `n` bytes (1 to 16), may be a
+/// short keyword or a `dblink…` function.
+#[inline]
+fn maybe_keyword(src: &[u8], start: usize, end: usize, n: usize) -> bool {
+    let first = src.get(start).map_or(0, |&c| c | 0x20);
+    let last = src.get(end.wrapping_sub(1)).map_or(0, |&c| c | 0x20);
+    let row = FILTER.get(n.wrapping_sub(1)).map_or(&[0u32; 32], |r| r);
+    let bits = row.get(usize::from(first & 31)).copied().unwrap_or(0);
+    bits >> (last & 31) & 1 != 0 || (first == b'd' && n >= 6)
+}
+
 /// The word `src[start..end]`, packed as [`pack`] does: two 8-byte loads
 /// when 16 bytes are there to read, else byte by byte.
 fn keyword_at(src: &[u8], start: usize, end: usize) -> Kw {
@@ -1267,6 +1343,9 @@ fn keyword_at(src: &[u8], start: usize, end: usize) -> Kw {
     }
     if n > 16 {
         return keyword(src.get(start..end).unwrap_or_default());
+    }
+    if !maybe_keyword(src, start, end, n) {
+        return Kw::None;
     }
     let (lo, hi) = match src.get(start..start + 16) {
         Some(chunk) => {
@@ -1595,6 +1674,8 @@ struct Items {
 struct Scan<'a, 'f, 'o> {
     sql: &'a str,
     t: &'a [Tok],
+    /// The tokens the main loop visits (see [`Tok::hot`]).
+    hot: &'a [u32],
     cx: &'a Context,
     frames: &'a mut Vec<Frame>,
     found: &'f mut Found<'o>,
@@ -1664,9 +1745,11 @@ impl Scan<'_, '_, '_> {
         let mut main_verb: Option<Kw> = None;
         let mut verbs_differ = false;
         let mut all_verbs = true;
-        let mut i = 0;
-        while i < n {
-            let tok = self.t[i];
+        for &h in self.hot {
+            let i = h as usize;
+            let Some(&tok) = self.t.get(i) else {
+                break;
+            };
             if fresh && !(tok.class == Class::Punct && tok.sym == b';') {
                 fresh = false;
                 let mut v = i;
@@ -1797,7 +1880,6 @@ impl Scan<'_, '_, '_> {
                 }
                 _ => {}
             }
-            i += 1;
         }
         // `id = (SELECT substr(login)`: a subquery whose `(` the query
         // string never closes.
@@ -2417,21 +2499,21 @@ impl Scan<'_, '_, '_> {
     /// Ends the operand of the innermost frame at token `end`, which joins
     /// it to the next with `next`, and runs the operand rules on it.
     fn end_operand(&mut self, end: usize, next: Conn) {
-        let top = self.top();
+        let mut top = self.top();
         if top.seg < end {
             // Most operands are neither appended nor after `OR`, and hold
             // no broken string: nothing to evaluate.
-            let truth = if top.chain_at != NONE || top.prev != Conn::Start || top.wants_truth {
+            if top.chain_at != NONE || top.prev != Conn::Start || top.wants_truth {
                 let f = *top;
-                self.operand(&f, end, next)
+                let truth = self.operand(&f, end, next);
+                top = self.top();
+                top.operands += 1;
+                top.truth = if top.operands == 1 { truth } else { None };
             } else {
-                None
-            };
-            let top = self.top();
-            top.operands += 1;
-            top.truth = if top.operands == 1 { truth } else { None };
+                top.operands += 1;
+                top.truth = None;
+            }
         }
-        let top = self.top();
         top.seg = end.saturating_add(1);
         top.prev = next;
         top.cmp = NONE;
