@@ -268,6 +268,9 @@ fn comment_after_literal() {
             "SELECT * FROM users WHERE id = 1/**/UNION SELECT 1",
             "SELECT * FROM users WHERE id = 1 /**/ or 1=1",
             "SELECT * FROM users WHERE name = 'x'#''",
+            // sqlmap's UNION fetches end in NULL and a comment.
+            "SELECT name FROM items WHERE id = 1 UNION ALL SELECT (chr(113)||chr(49)),NULL-- dgHo",
+            "SELECT * FROM users WHERE active = true --",
         ],
     );
     // For any role: glued to the literal, or swallowing a quote.
@@ -288,9 +291,16 @@ fn comment_after_literal() {
             "SELECT * FROM t WHERE id = 5 /*controller='users',traceparent='00-ab-cd-01'*/",
             "SELECT * FROM t WHERE note = '-- not a comment' AND x = '/**/'",
             "SELECT B'101' # B'011'",
+            "UPDATE t SET x = NULL -- reset\nWHERE id = 1",
         ],
     );
-    quiet(&ADMIN, &["SELECT * FROM t WHERE id = 5 -- check"]);
+    quiet(
+        &ADMIN,
+        &[
+            "SELECT * FROM t WHERE id = 5 -- check",
+            "UPDATE t SET x = NULL -- reset",
+        ],
+    );
 }
 
 #[test]
