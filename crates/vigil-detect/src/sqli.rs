@@ -2527,6 +2527,9 @@ impl Scan<'_, '_, '_> {
 
     /// The operand `f.seg..end`: tautology, constant condition, chained
     /// comparison. Returns its truth when it is constant and known.
+    // Kept out of line: most operands never get here, and `end_operand`,
+    // which runs at every comma and clause word, stays small.
+    #[inline(never)]
     fn operand(&mut self, f: &Frame, end: usize, next: Conn) -> Option<bool> {
         let mut a = f.seg;
         let mut neg = false;
