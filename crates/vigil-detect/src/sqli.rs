@@ -604,19 +604,11 @@ fn collect(
                     _ => {}
                 }
                 pending = Pending::None;
-                let tok = classify(sql, token.start, token.end, kind);
-                let value_end = tok.is_literal()
-                    || (tok.class == Class::Punct && tok.sym == b')')
-                    || (tok.class == Class::Word
-                        && matches!(tok.kw, Kw::Null | Kw::True | Kw::False));
-                after_literal = value_end.then_some(token.end);
-                let relation = matches!(tok.class, Class::Word | Class::QIdent)
-                    && toks.last().is_some_and(|t| {
-                        t.class == Class::Word && matches!(t.kw, Kw::From | Kw::Join)
-                    });
-                after_name = relation.then_some(token.end);
+                let (tok, marks) = classify(sql, token.start, token.end, kind, toks.last());
+                after_literal = marks.value_end.then_some(token.end);
+                after_name = marks.relation.then_some(token.end);
                 name_comment = None;
-                if tok.hot(toks.last()) {
+                if marks.hot {
                     hot.push(toks.len() as u32);
                 }
                 toks.push(tok);
@@ -713,7 +705,25 @@ fn unclosed_quote(sql: &str, cx: &Context, toks: &[Tok], error: LexError) -> Opt
     (state == 2 && last == TokenKind::LineComment).then_some(offset)
 }
 
-fn classify(sql: &str, start: usize, end: usize, kind: TokenKind) -> Tok {
+/// What the collecting loop needs to know of a token besides the token,
+/// worked out where its kind is known: whether the scan visits it (see
+/// [`Tok::hot`]), whether it ends a value a comment may follow, whether it
+/// names a relation after `FROM` or `JOIN`.
+#[derive(Clone, Copy, Default)]
+struct Marks {
+    hot: bool,
+    value_end: bool,
+    relation: bool,
+}
+
+/// The token `sql[start..end]` of `kind`, after `prev`, and its marks.
+fn classify(
+    sql: &str,
+    start: usize,
+    end: usize,
+    kind: TokenKind,
+    prev: Option<&Tok>,
+) -> (Tok, Marks) {
     let text = sql.as_bytes().get(start..end).unwrap_or_default();
     let mut tok = Tok {
         start,
@@ -724,10 +734,16 @@ fn classify(sql: &str, start: usize, end: usize, kind: TokenKind) -> Tok {
         sym: 0,
         plain: false,
     };
+    let mut marks = Marks::default();
+    let after_relation_word =
+        || prev.is_some_and(|t| t.class == Class::Word && matches!(t.kw, Kw::From | Kw::Join));
     match kind {
         TokenKind::Word => {
             tok.class = Class::Word;
             tok.kw = keyword_at(sql.as_bytes(), start, end);
+            marks.hot = tok.kw != Kw::None;
+            marks.value_end = matches!(tok.kw, Kw::Null | Kw::True | Kw::False);
+            marks.relation = after_relation_word();
         }
         TokenKind::QuotedIdentifier => {
             tok.class = Class::QIdent;
@@ -737,17 +753,28 @@ fn classify(sql: &str, start: usize, end: usize, kind: TokenKind) -> Tok {
             {
                 tok.kw = keyword(inner);
             }
+            marks.hot = tok.hot(prev);
+            marks.relation = after_relation_word();
         }
         TokenKind::String => {
             tok.class = Class::Str;
             tok.plain = text.first() == Some(&b'\'');
+            marks.hot = tok.plain;
+            marks.value_end = true;
         }
-        TokenKind::BitString | TokenKind::HexString => tok.class = Class::Bits,
-        TokenKind::Number => tok.class = Class::Num,
+        TokenKind::BitString | TokenKind::HexString => {
+            tok.class = Class::Bits;
+            marks.value_end = true;
+        }
+        TokenKind::Number => {
+            tok.class = Class::Num;
+            marks.value_end = true;
+        }
         TokenKind::Param => tok.class = Class::Param,
         TokenKind::Operator => {
             tok.class = Class::Op;
             tok.op = operator(text);
+            marks.hot = tok.hot(prev);
         }
         TokenKind::Punctuation => {
             tok.class = Class::Punct;
@@ -756,11 +783,20 @@ fn classify(sql: &str, start: usize, end: usize, kind: TokenKind) -> Tok {
             } else {
                 0
             };
+            marks.hot = matches!(tok.sym, b'(' | b')' | b',' | b';');
+            marks.value_end = tok.sym == b')';
         }
-        k if k.is_literal() => tok.class = Class::Str,
+        k if k.is_literal() => {
+            tok.class = Class::Str;
+            marks.value_end = true;
+        }
         _ => {}
     }
-    tok
+    // The first token of a statement is always visited.
+    if prev.is_none_or(|p| p.class == Class::Punct && p.sym == b';') {
+        marks.hot = true;
+    }
+    (tok, marks)
 }
 
 // ---------------------------------------------------------------------------
