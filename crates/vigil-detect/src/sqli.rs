@@ -35,10 +35,11 @@
 //! | `union_column_mismatch` | injection | a `UNION` whose branches have different numbers of columns: the column-count probe of UNION-based injection (PostgreSQL rejects it); a query string ending in `UNION`, `UNION ALL` or `UNION SELECT`; `UNION SELECT *` after a first branch that lists its columns and has a `WHERE` | `*` or `t.*` in either branch, where the count is unknown, unless as said; `SELECT * … UNION SELECT * …`; a listed first branch without `WHERE` |
 //! | `foreign_syntax` | injection | syntax of another database, which PostgreSQL rejects and an application written for it never sends: MySQL's `/*!…*/`, backquoted names, `@@version`, `LIMIT n, m`, `INTO OUTFILE`, `LOAD DATA INFILE`, `load_file(`, the infix `DIV`, `MOD`, `XOR`, `RLIKE`, `REGEXP`, `SOUNDS LIKE` after a constant or `)`, a double-quoted string closed early (`id = asd"or 1="1`), `@` glued to a server fact (`@version`, `@current_user`), `FROM DUAL` in a subquery, calls of MySQL's and SQL Server's functions (`if(`, `ifnull(`, `isnull(`, `iif(`, `mid(`, `ord(`, `conv(`, `hex(`, `database(`, `charset(`, `find_in_set(`, …), `MATCH … AGAINST (`; SQL Server's `SELECT TOP n`, `xp_cmdshell`, `DECLARE @x`, `EXEC`/`EXECUTE sp_…`, `EXEC(@s)`, `IF`, `WHILE`, `SHUTDOWN` or `GOTO` starting a statement after `;` | `LIMIT n OFFSET m`, text search `@@`; `mod(a, b)`, columns and aliases named `div`, `mod`, `xor`; operator words after a bare word (`60;S MOD DRESSES`); `DECLARE c CURSOR`, `EXECUTE stmt(…)`; `a"b"` in a select list; `SELECT … FROM dual` at the top level (orafce); schema-qualified functions and table names (`s.mid(x)`, `INSERT INTO hex (…)`); `#` between operands (`a # b`, `a\n  # b`) |
 //! | `stacked_queries` | injection | several statements in one simple Query from an application role, each after the first starting with a PostgreSQL verb, unless they are a batch: all of one verb besides transaction and session commands (`BEGIN`, `SET`, `COMMIT`, …), and no line comment at the end | any role not marked as an application's (psql scripts, migrations); Parse messages; benign text after a `;` (`60;S MOD DRESSES`: PostgreSQL parses the whole string first and rejects it) |
-//! | `comment_after_literal` | injection | a literal or `)` followed by a line comment that runs to the end of the query string (for any role when the comment is glued to it or holds a quote, the template's swallowed rest; for an application role always); glued to a block comment glued to the next token (`1/**/UNION`), or followed by an empty `/**/`; MySQL's `#` after a string, glued to a number, after `UNION`/`SELECT`/`AND`/`OR`/`WHERE`/`FROM`, or opening a line glued to a word; for an application role, a line comment glued to a relation's name after `FROM`/`JOIN` (`FROM users--`) that runs to the end | a comment followed by more SQL on the next line; sqlcommenter's trailing `/*…*/`; `--` inside strings; `FROM users -- note` spaced; a comment glued to other names (`id = zzh7W--`) |
+//! | `comment_after_literal` | injection | a literal (`NULL`, `TRUE` and `FALSE` included) or `)` followed by a line comment that runs to the end of the query string (for any role when the comment is glued to it or holds a quote, the template's swallowed rest; for an application role always); glued to a block comment glued to the next token (`1/**/UNION`), or followed by an empty `/**/`; MySQL's `#` after a string, glued to a number, after `UNION`/`SELECT`/`AND`/`OR`/`WHERE`/`FROM`, or opening a line glued to a word; for an application role, a line comment glued to a relation's name after `FROM`/`JOIN` (`FROM users--`) that runs to the end | a comment followed by more SQL on the next line; sqlcommenter's trailing `/*…*/`; `--` inside strings; `FROM users -- note` spaced; a comment glued to other names (`id = zzh7W--`) |
 //! | `time_function` | injection | `pg_sleep`, `pg_sleep_for`, `pg_sleep_until`, `sleep(`, `benchmark(`, `dbms_pipe.receive_message(`, `WAITFOR DELAY`/`TIME` | a column named `sleep` |
 //! | `error_cast` | injection | a cast to a number or boolean (`CAST(… AS int)`, `::int`) of a server fact (`version()`, `current_user`, `current_database()`), of `chr()`-built text, or of a concatenation around a subquery; MySQL's `extractvalue(`/`updatexml(`; `convert(int, …)` | `count(*)::int`, `CAST($1 AS int)`, `CAST(price AS int)`, `NULL::int`, `current_setting(…)::int`, a column named `version` |
 //! | `bare_subquery` | injection | `SELECT` right after a comparison, `AND`, `OR`, `NOT` or `BY` (`id = SELECT …`, `ORDER BY SELECT …`), or a subquery whose `(` the query string never closes (`id = (SELECT substr(login)`): PostgreSQL rejects both | `INSERT … SELECT`, `AS SELECT`, `FOR SELECT`, `IN (SELECT …)`, `EXISTS (SELECT …)` |
+//! | `misplaced_quote` | injection | a `'` glued to a value where the application had no string open (`ORDER BY id'…`, `id = 1'…`): a string glued to a word or number on both sides whose text starts and ends with `AND`, `OR` or `XOR` (`ORDER BY id' AND 1=1 AND 'x'='x`, `id = 1' or '1'='1`); or a quote never closed whose rest, read as SQL, lexes, starts (past `)`) with `AND`/`OR`/`XOR` or `;` and a statement's verb, and ends in a line comment (`ORDER BY id';SELECT pg_sleep(1)--`) | benign text with quotes in a value's slot: `rock'n'roll`, `5' and 6' tall`, `WOMEN';S ART`, `I' IS NOT …`; typed literals (`date'2024-01-01'`); strings after an operator or a keyword |
 //! | `catalog_read` | catalog read | an application role naming `information_schema`, or a sensitive catalog where a relation goes (`pg_authid`, `pg_shadow`, `pg_user`, `pg_roles`, `pg_class`, `pg_attribute`, `pg_proc`, `pg_tables`, `pg_settings`, `pg_stat_activity`, `pg_largeobject`, …) | drivers' type loading (`pg_type`, `pg_namespace`, `pg_range`, `pg_enum`); `pg_catalog.` functions; a column of that name; any other role |
 //! | `copy_program` | capability | `COPY … FROM PROGRAM` / `TO PROGRAM` | `COPY … FROM STDIN` |
 //! | `file_access` | capability | `pg_read_file`, `pg_read_binary_file`, `pg_ls_dir`, `pg_stat_file`, adminpack's writers, `lo_import(`, `COPY … FROM`/`TO '<server file>'`, `CREATE EXTENSION adminpack`/`file_fdw`; MySQL's `load_file(`, `INTO OUTFILE`/`DUMPFILE`, `LOAD DATA INFILE` | `COPY … TO STDOUT` |
@@ -78,16 +79,32 @@
 //!   comment; hand-written SQL of an application role that does, after a
 //!   value, is reported.
 //! - **Rejected statements.** `chained_comparison`,
-//!   `union_column_mismatch`, `foreign_syntax` and `bare_subquery` fire on
-//!   statements PostgreSQL rejects: they report the attempt, an
-//!   application sending SQL its code never writes, which is how scanners
-//!   probe.
+//!   `union_column_mismatch`, `foreign_syntax`, `bare_subquery` and
+//!   `misplaced_quote` fire on statements PostgreSQL rejects: they report
+//!   the attempt, an application sending SQL its code never writes, which
+//!   is how scanners probe.
 //! - **Lexer errors.** PostgreSQL lexes the whole query string before it
 //!   runs any of it, so a string that never ends makes it fail. Injection
 //!   findings are dropped then: benign text with a quote (`Y'ALL`,
 //!   `O'Brien`) breaks a vulnerable template the same way, and what follows
 //!   the quote takes any shape. Capability and catalog findings before the
-//!   error stay: their words do not come from benign text.
+//!   error stay: their words do not come from benign text. One injection
+//!   finding is made on such strings, `misplaced_quote`, when the rest
+//!   after the quote reads as SQL that continues a condition or starts a
+//!   statement and ends in a comment: the quote was meant to close a string.
+//! - **Quotes in a value's slot.** Tools do not know whether the value they
+//!   inject into is a string, so they try each boundary in turn: `'`, `')`,
+//!   none. Sent where the application splices a name or a number (`ORDER
+//!   BY <by>`, `id = <id>`), the string forms put the quote after a value,
+//!   and the quotes then enclose the injected condition
+//!   (`id' AND 1=1 AND 'x'='x` lexes as `id`, `' AND 1=1 AND '`, `x`,
+//!   `'='`, `x`). PostgreSQL rejects these, but they are the attempt, and
+//!   on the string endpoints of the same application the same probes work.
+//!   `misplaced_quote` reads the text of such a string, as
+//!   `foreign_syntax` reads a quoted name closed early: the text a value
+//!   glued to a quote holds is no value when it starts and ends with a
+//!   connective. Benign text with quotes (`rock'n'roll`, `5' and 6'
+//!   tall`) does not both start and end so, or is not glued on both sides.
 //! - **Role.** Injection rules and capabilities do not depend on the role,
 //!   except as said above; `catalog_read` and `role_change` only concern
 //!   application roles. Drivers that introspect composite types (Npgsql,
@@ -97,7 +114,7 @@
 
 use std::cell::RefCell;
 
-use vigil_sql::{Lexer, TokenKind};
+use vigil_sql::{LexError, Lexer, TokenKind};
 
 /// What the proxy knows about a statement and its session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -215,6 +232,9 @@ rules! {
     /// A `SELECT` where a value or condition goes, without parentheses or
     /// with its `(` left open.
     BareSubquery = "bare_subquery" Injection,
+    /// A quote glued to a value where no string was open, whose text reads
+    /// as the rest of a condition or another statement.
+    MisplacedQuote = "misplaced_quote" Injection,
     /// An application role reading the system catalog.
     CatalogRead = "catalog_read" CatalogRead,
     /// `COPY … PROGRAM`.
@@ -282,6 +302,8 @@ pub fn inspect(sql: &str, cx: &Context, out: &mut Vec<Finding>) {
 #[derive(Debug, Default)]
 pub struct Inspector {
     toks: Vec<Tok>,
+    /// The indexes in `toks` of the tokens the scan looks at.
+    hot: Vec<u32>,
     frames: Vec<Frame>,
 }
 
@@ -309,17 +331,23 @@ impl Inspector {
         let base = out.len();
         let mut found = Found { seen: 0, out };
         self.toks.clear();
-        let (trailing_line_comment, lex_error) = collect(sql, cx, &mut self.toks, &mut found);
+        self.hot.clear();
+        let (trailing_line_comment, lex_error) =
+            collect(sql, cx, &mut self.toks, &mut self.hot, &mut found);
+        // On a lexer error, a quote the query string never closes may
+        // still be one the injection misplaced.
+        let lex_error = lex_error.map(|error| unclosed_quote(sql, cx, &self.toks, error));
         let mut scan = Scan {
             sql,
             t: &self.toks,
+            hot: &self.hot,
             cx,
             frames: &mut self.frames,
             found: &mut found,
             trailing_line_comment,
         };
         scan.run();
-        if lex_error {
+        if let Some(misplaced) = lex_error {
             // PostgreSQL rejects the whole query string: nothing ran, and a
             // quote in benign text breaks a vulnerable template just so.
             let mut keep = base;
@@ -330,12 +358,20 @@ impl Inspector {
                 }
             }
             out.truncate(keep);
+            if let Some(offset) = misplaced {
+                out.push(Finding {
+                    rule: Rule::MisplacedQuote,
+                    kind: Rule::MisplacedQuote.kind(),
+                    offset,
+                });
+            }
         }
         if let Some(new) = out.get_mut(base..) {
             new.sort_unstable_by_key(|f| f.offset);
         }
         if self.toks.capacity() > KEEP_TOKENS {
             self.toks = Vec::new();
+            self.hot = Vec::new();
         }
     }
 }
@@ -410,6 +446,33 @@ impl Tok {
     fn is_literal(&self) -> bool {
         matches!(self.class, Class::Str | Class::Bits | Class::Num)
     }
+
+    /// Whether the scan has anything to do at this token, `prev` being the
+    /// one before it: keywords, plain strings, comparison and other
+    /// operators that rules look at, `(`, `)`, `,`, `;`, a quoted name that
+    /// is a catalog's or glued to a name or number, the first token of a
+    /// statement. Names and numbers are only looked at from these.
+    fn hot(&self, prev: Option<&Tok>) -> bool {
+        let Some(prev) = prev else {
+            return true;
+        };
+        if prev.class == Class::Punct && prev.sym == b';' {
+            return true;
+        }
+        match self.class {
+            Class::Word => self.kw != Kw::None,
+            Class::Str => self.plain,
+            Class::QIdent => {
+                self.kw != Kw::None
+                    || (prev.end == self.start
+                        && (prev.class == Class::Num
+                            || (prev.class == Class::Word && prev.kw == Kw::None)))
+            }
+            Class::Punct => matches!(self.sym, b'(' | b')' | b',' | b';'),
+            Class::Op => !matches!(self.op, Op::Minus | Op::Plus | Op::Star | Op::Concat),
+            Class::Num | Class::Bits | Class::Param | Class::Other => false,
+        }
+    }
 }
 
 fn operator(text: &[u8]) -> Op {
@@ -449,11 +512,17 @@ enum Pending {
 
 /// Lexes `sql` into `toks` (significant tokens only) and runs the comment
 /// rule, which needs the whitespace and comments the scan never sees.
-/// Returns whether the query string ends in a line comment, and whether
-/// the lexer failed.
-fn collect(sql: &str, cx: &Context, toks: &mut Vec<Tok>, found: &mut Found<'_>) -> (bool, bool) {
+/// Returns whether the query string ends in a line comment, and the
+/// lexer's error if it failed.
+fn collect(
+    sql: &str,
+    cx: &Context,
+    toks: &mut Vec<Tok>,
+    hot: &mut Vec<u32>,
+    found: &mut Found<'_>,
+) -> (bool, Option<LexError>) {
     let bytes = sql.as_bytes();
-    let lexer = Lexer::new(sql).standard_conforming_strings(cx.standard_conforming_strings);
+    let mut lexer = Lexer::new(sql).standard_conforming_strings(cx.standard_conforming_strings);
     let mut pending = Pending::None;
     // The end of the last significant token, when it is a literal or a
     // closing parenthesis and no comment came after it yet.
@@ -464,11 +533,22 @@ fn collect(sql: &str, cx: &Context, toks: &mut Vec<Tok>, found: &mut Found<'_>) 
     let mut after_name: Option<usize> = None;
     let mut name_comment: Option<usize> = None;
     let mut last_line_comment = false;
-    let mut error = false;
-    for token in lexer {
-        let Ok(token) = token else {
-            error = true;
-            break;
+    let mut error = None;
+    loop {
+        // Whitespace matters only after a block comment; other rules
+        // compare offsets.
+        if lexer.skip_whitespace()
+            && let Pending::Block { spaced, .. } = &mut pending
+        {
+            *spaced = true;
+        }
+        let token = match lexer.next() {
+            Some(Ok(token)) => token,
+            Some(Err(e)) => {
+                error = Some(e);
+                break;
+            }
+            None => break,
         };
         match token.kind {
             TokenKind::Whitespace => {
@@ -524,15 +604,13 @@ fn collect(sql: &str, cx: &Context, toks: &mut Vec<Tok>, found: &mut Found<'_>) 
                     _ => {}
                 }
                 pending = Pending::None;
-                let tok = classify(sql, token.start, token.end, kind);
-                let value_end = tok.is_literal() || (tok.class == Class::Punct && tok.sym == b')');
-                after_literal = value_end.then_some(token.end);
-                let relation = toks
-                    .last()
-                    .is_some_and(|t| t.class == Class::Word && matches!(t.kw, Kw::From | Kw::Join));
-                after_name = (relation && matches!(tok.class, Class::Word | Class::QIdent))
-                    .then_some(token.end);
+                let (tok, marks) = classify(sql, token.start, token.end, kind, toks.last());
+                after_literal = marks.value_end.then_some(token.end);
+                after_name = marks.relation.then_some(token.end);
                 name_comment = None;
+                if marks.hot {
+                    hot.push(toks.len() as u32);
+                }
                 toks.push(tok);
             }
         }
@@ -551,7 +629,101 @@ fn collect(sql: &str, cx: &Context, toks: &mut Vec<Tok>, found: &mut Found<'_>) 
     (last_line_comment, error)
 }
 
-fn classify(sql: &str, start: usize, end: usize, kind: TokenKind) -> Tok {
+/// Whether `prev`, the significant token before offset `at`, ends a value
+/// glued to it: a name, a number, a quoted name or `)`.
+fn value_glued(prev: Option<&Tok>, at: usize) -> bool {
+    prev.is_some_and(|p| {
+        p.end == at
+            && match p.class {
+                Class::Word | Class::Num | Class::QIdent => true,
+                Class::Punct => p.sym == b')',
+                _ => false,
+            }
+    })
+}
+
+/// Whether `word` is `AND`, `OR` or `XOR`, in any case.
+fn connective(word: &[u8]) -> bool {
+    !word.is_empty() && matches!(keyword(word), Kw::And | Kw::Or | Kw::Xor)
+}
+
+/// Whether a string's text, read as SQL, starts and ends with a
+/// connective, past spaces and parentheses: ` AND 1=1 AND `, `) OR (`,
+/// ` or `.
+fn connective_ends(text: &[u8]) -> bool {
+    let skip = |c: &u8| c.is_ascii_whitespace() || matches!(c, b'(' | b')');
+    let start = text.iter().position(|c| !skip(c)).unwrap_or(text.len());
+    let end = text.iter().rposition(|c| !skip(c)).map_or(start, |e| e + 1);
+    let inner = text.get(start..end).unwrap_or_default();
+    let first = inner.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+    let last = inner
+        .iter()
+        .rev()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .count();
+    connective(inner.get(..first).unwrap_or_default())
+        && connective(inner.get(inner.len() - last..).unwrap_or_default())
+}
+
+/// On a lexer error: the offset of a `'` that never closes, glued to the
+/// value before it, when the rest of the query string, read as SQL, lexes,
+/// starts (past `)`) with `AND`, `OR`, `XOR` or `;` and a statement's verb,
+/// and ends in a line comment: `ORDER BY id';SELECT pg_sleep(1)--`, `id =
+/// 1' OR 1=1 --`. The quote was meant to close a string the application
+/// never opened. Benign text with a stray quote (`O'Brien`, `WOMEN';S`)
+/// does not read so.
+fn unclosed_quote(sql: &str, cx: &Context, toks: &[Tok], error: LexError) -> Option<usize> {
+    let LexError::UnterminatedString { offset } = error else {
+        return None;
+    };
+    if sql.as_bytes().get(offset) != Some(&b'\'') || !value_glued(toks.last(), offset) {
+        return None;
+    }
+    let tail = sql.get(offset + 1..)?;
+    let bytes = tail.as_bytes();
+    let lexer = Lexer::new(tail).standard_conforming_strings(cx.standard_conforming_strings);
+    // 0: before the first significant token but `)`; 1: after `;`;
+    // 2: the start matched.
+    let mut state = 0u8;
+    let mut last = TokenKind::Whitespace;
+    for token in lexer {
+        let token = token.ok()?;
+        last = token.kind;
+        if matches!(token.kind, TokenKind::Whitespace) || token.kind.is_comment() {
+            continue;
+        }
+        let text = bytes.get(token.start..token.end).unwrap_or_default();
+        state = match (state, token.kind) {
+            (2, _) => 2,
+            (0, TokenKind::Punctuation) if text == b")" => 0,
+            (0, TokenKind::Punctuation) if text == b";" => 1,
+            (0, TokenKind::Word) if connective(text) => 2,
+            (1, TokenKind::Word) if keyword(text).starts_statement() => 2,
+            _ => return None,
+        };
+    }
+    (state == 2 && last == TokenKind::LineComment).then_some(offset)
+}
+
+/// What the collecting loop needs to know of a token besides the token,
+/// worked out where its kind is known: whether the scan visits it (see
+/// [`Tok::hot`]), whether it ends a value a comment may follow, whether it
+/// names a relation after `FROM` or `JOIN`.
+#[derive(Clone, Copy, Default)]
+struct Marks {
+    hot: bool,
+    value_end: bool,
+    relation: bool,
+}
+
+/// The token `sql[start..end]` of `kind`, after `prev`, and its marks.
+fn classify(
+    sql: &str,
+    start: usize,
+    end: usize,
+    kind: TokenKind,
+    prev: Option<&Tok>,
+) -> (Tok, Marks) {
     let text = sql.as_bytes().get(start..end).unwrap_or_default();
     let mut tok = Tok {
         start,
@@ -562,10 +734,16 @@ fn classify(sql: &str, start: usize, end: usize, kind: TokenKind) -> Tok {
         sym: 0,
         plain: false,
     };
+    let mut marks = Marks::default();
+    let after_relation_word =
+        || prev.is_some_and(|t| t.class == Class::Word && matches!(t.kw, Kw::From | Kw::Join));
     match kind {
         TokenKind::Word => {
             tok.class = Class::Word;
             tok.kw = keyword_at(sql.as_bytes(), start, end);
+            marks.hot = tok.kw != Kw::None;
+            marks.value_end = matches!(tok.kw, Kw::Null | Kw::True | Kw::False);
+            marks.relation = after_relation_word();
         }
         TokenKind::QuotedIdentifier => {
             tok.class = Class::QIdent;
@@ -575,17 +753,28 @@ fn classify(sql: &str, start: usize, end: usize, kind: TokenKind) -> Tok {
             {
                 tok.kw = keyword(inner);
             }
+            marks.hot = tok.hot(prev);
+            marks.relation = after_relation_word();
         }
         TokenKind::String => {
             tok.class = Class::Str;
             tok.plain = text.first() == Some(&b'\'');
+            marks.hot = tok.plain;
+            marks.value_end = true;
         }
-        TokenKind::BitString | TokenKind::HexString => tok.class = Class::Bits,
-        TokenKind::Number => tok.class = Class::Num,
+        TokenKind::BitString | TokenKind::HexString => {
+            tok.class = Class::Bits;
+            marks.value_end = true;
+        }
+        TokenKind::Number => {
+            tok.class = Class::Num;
+            marks.value_end = true;
+        }
         TokenKind::Param => tok.class = Class::Param,
         TokenKind::Operator => {
             tok.class = Class::Op;
             tok.op = operator(text);
+            marks.hot = tok.hot(prev);
         }
         TokenKind::Punctuation => {
             tok.class = Class::Punct;
@@ -594,11 +783,20 @@ fn classify(sql: &str, start: usize, end: usize, kind: TokenKind) -> Tok {
             } else {
                 0
             };
+            marks.hot = matches!(tok.sym, b'(' | b')' | b',' | b';');
+            marks.value_end = tok.sym == b')';
         }
-        k if k.is_literal() => tok.class = Class::Str,
+        k if k.is_literal() => {
+            tok.class = Class::Str;
+            marks.value_end = true;
+        }
         _ => {}
     }
-    tok
+    // The first token of a statement is always visited.
+    if prev.is_none_or(|p| p.class == Class::Punct && p.sym == b';') {
+        marks.hot = true;
+    }
+    (tok, marks)
 }
 
 // ---------------------------------------------------------------------------
@@ -1144,6 +1342,37 @@ fn low_bytes(x: u64, n: usize) -> u64 {
     x & MASKS.get(n).copied().unwrap_or(u64::MAX)
 }
 
+/// For each length from 1 to 16 and each first byte (its low five bits,
+/// 0x20 set), the last bytes (low five bits) of the short keywords of
+/// that length and first byte, one bit each. Most names are no keyword:
+/// one look-up here tells, before the word is packed and hashed. Bytes
+/// that share their low five bits (`p` and `0`) only make it say "maybe".
+static FILTER: [[u32; 32]; 16] = build_filter();
+
+const fn build_filter() -> [[u32; 32]; 16] {
+    let mut f = [[0u32; 32]; 16];
+    let mut i = 0;
+    while i < SHORT_KEYWORDS.len() {
+        let b = SHORT_KEYWORDS[i].0.as_bytes();
+        let first = ((b[0] | 0x20) & 31) as usize;
+        let last = (b[b.len() - 1] | 0x20) & 31;
+        f[b.len() - 1][first] |= 1 << last;
+        i += 1;
+    }
+    f
+}
+
+/// Whether the word `src[start..end]`, of `n` bytes (1 to 16), may be a
+/// short keyword or a `dblink…` function.
+#[inline]
+fn maybe_keyword(src: &[u8], start: usize, end: usize, n: usize) -> bool {
+    let first = src.get(start).map_or(0, |&c| c | 0x20);
+    let last = src.get(end.wrapping_sub(1)).map_or(0, |&c| c | 0x20);
+    let row = FILTER.get(n.wrapping_sub(1)).map_or(&[0u32; 32], |r| r);
+    let bits = row.get(usize::from(first & 31)).copied().unwrap_or(0);
+    bits >> (last & 31) & 1 != 0 || (first == b'd' && n >= 6)
+}
+
 /// The word `src[start..end]`, packed as [`pack`] does: two 8-byte loads
 /// when 16 bytes are there to read, else byte by byte.
 fn keyword_at(src: &[u8], start: usize, end: usize) -> Kw {
@@ -1153,6 +1382,9 @@ fn keyword_at(src: &[u8], start: usize, end: usize) -> Kw {
     }
     if n > 16 {
         return keyword(src.get(start..end).unwrap_or_default());
+    }
+    if !maybe_keyword(src, start, end, n) {
+        return Kw::None;
     }
     let (lo, hi) = match src.get(start..start + 16) {
         Some(chunk) => {
@@ -1481,6 +1713,8 @@ struct Items {
 struct Scan<'a, 'f, 'o> {
     sql: &'a str,
     t: &'a [Tok],
+    /// The tokens the main loop visits (see [`Tok::hot`]).
+    hot: &'a [u32],
     cx: &'a Context,
     frames: &'a mut Vec<Frame>,
     found: &'f mut Found<'o>,
@@ -1550,9 +1784,11 @@ impl Scan<'_, '_, '_> {
         let mut main_verb: Option<Kw> = None;
         let mut verbs_differ = false;
         let mut all_verbs = true;
-        let mut i = 0;
-        while i < n {
-            let tok = self.t[i];
+        for &h in self.hot {
+            let i = h as usize;
+            let Some(&tok) = self.t.get(i) else {
+                break;
+            };
             if fresh && !(tok.class == Class::Punct && tok.sym == b';') {
                 fresh = false;
                 let mut v = i;
@@ -1671,7 +1907,10 @@ impl Scan<'_, '_, '_> {
                     }
                     self.word(i, verb);
                 }
-                Class::Str if tok.plain => self.string_arithmetic(i),
+                Class::Str if tok.plain => {
+                    self.string_arithmetic(i);
+                    self.misplaced_quote(i);
+                }
                 Class::QIdent => {
                     self.glued_quoted_name(i);
                     if tok.kw != Kw::None {
@@ -1680,7 +1919,6 @@ impl Scan<'_, '_, '_> {
                 }
                 _ => {}
             }
-            i += 1;
         }
         // `id = (SELECT substr(login)`: a subquery whose `(` the query
         // string never closes.
@@ -2099,6 +2337,30 @@ impl Scan<'_, '_, '_> {
         }
     }
 
+    /// A plain string glued between a value and a word or number after it,
+    /// whose text starts and ends with `AND`, `OR` or `XOR`: `ORDER BY id'
+    /// AND 1=1 AND 'x'='x`, `id = 1' or '1'='1`. The quote opened where the
+    /// application had no string open: the string holds the injected
+    /// condition, and the words around it are what was meant to close and
+    /// reopen a string.
+    fn misplaced_quote(&mut self, i: usize) {
+        let tok = self.t[i];
+        if !value_glued(i.checked_sub(1).and_then(|p| self.t.get(p)), tok.start) {
+            return;
+        }
+        let glued_after = self.t.get(i + 1).is_some_and(|n| {
+            n.start == tok.end && matches!(n.class, Class::Word | Class::Num | Class::QIdent)
+        });
+        let text = self
+            .sql
+            .as_bytes()
+            .get(tok.start + 1..tok.end.saturating_sub(1))
+            .unwrap_or_default();
+        if glued_after && connective_ends(text) {
+            self.add(Rule::MisplacedQuote, i);
+        }
+    }
+
     /// A quoted name glued to the word or number before it, right after a
     /// comparison, and starting with a condition's operator: `id =
     /// asd"or 1="1`, `id = 1" OR!"a`, MySQL's double-quoted string closed
@@ -2276,21 +2538,21 @@ impl Scan<'_, '_, '_> {
     /// Ends the operand of the innermost frame at token `end`, which joins
     /// it to the next with `next`, and runs the operand rules on it.
     fn end_operand(&mut self, end: usize, next: Conn) {
-        let top = self.top();
+        let mut top = self.top();
         if top.seg < end {
             // Most operands are neither appended nor after `OR`, and hold
             // no broken string: nothing to evaluate.
-            let truth = if top.chain_at != NONE || top.prev != Conn::Start || top.wants_truth {
+            if top.chain_at != NONE || top.prev != Conn::Start || top.wants_truth {
                 let f = *top;
-                self.operand(&f, end, next)
+                let truth = self.operand(&f, end, next);
+                top = self.top();
+                top.operands += 1;
+                top.truth = if top.operands == 1 { truth } else { None };
             } else {
-                None
-            };
-            let top = self.top();
-            top.operands += 1;
-            top.truth = if top.operands == 1 { truth } else { None };
+                top.operands += 1;
+                top.truth = None;
+            }
         }
-        let top = self.top();
         top.seg = end.saturating_add(1);
         top.prev = next;
         top.cmp = NONE;
@@ -2301,6 +2563,9 @@ impl Scan<'_, '_, '_> {
 
     /// The operand `f.seg..end`: tautology, constant condition, chained
     /// comparison. Returns its truth when it is constant and known.
+    // Kept out of line: most operands never get here, and `end_operand`,
+    // which runs at every comma and clause word, stays small.
+    #[inline(never)]
     fn operand(&mut self, f: &Frame, end: usize, next: Conn) -> Option<bool> {
         let mut a = f.seg;
         let mut neg = false;

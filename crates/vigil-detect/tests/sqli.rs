@@ -268,6 +268,9 @@ fn comment_after_literal() {
             "SELECT * FROM users WHERE id = 1/**/UNION SELECT 1",
             "SELECT * FROM users WHERE id = 1 /**/ or 1=1",
             "SELECT * FROM users WHERE name = 'x'#''",
+            // sqlmap's UNION fetches end in NULL and a comment.
+            "SELECT name FROM items WHERE id = 1 UNION ALL SELECT (chr(113)||chr(49)),NULL-- dgHo",
+            "SELECT * FROM users WHERE active = true --",
         ],
     );
     // For any role: glued to the literal, or swallowing a quote.
@@ -288,9 +291,16 @@ fn comment_after_literal() {
             "SELECT * FROM t WHERE id = 5 /*controller='users',traceparent='00-ab-cd-01'*/",
             "SELECT * FROM t WHERE note = '-- not a comment' AND x = '/**/'",
             "SELECT B'101' # B'011'",
+            "UPDATE t SET x = NULL -- reset\nWHERE id = 1",
         ],
     );
-    quiet(&ADMIN, &["SELECT * FROM t WHERE id = 5 -- check"]);
+    quiet(
+        &ADMIN,
+        &[
+            "SELECT * FROM t WHERE id = 5 -- check",
+            "UPDATE t SET x = NULL -- reset",
+        ],
+    );
 }
 
 #[test]
@@ -1018,5 +1028,56 @@ fn bare_subqueries_constant_cases_and_foreign_functions() {
             "SELECT a\n  # b FROM t",
             "SELECT id FROM users WHERE name = '' OR match = 'against'",
         ],
+    );
+}
+
+#[test]
+fn misplaced_quote() {
+    // sqlmap's string-context boundaries sent into an `ORDER BY` or numeric
+    // slot: the quote opens a string that holds the injected condition.
+    fires(
+        Rule::MisplacedQuote,
+        &APP,
+        &[
+            "SELECT id, name, price FROM items ORDER BY id' AND 2798=3435 AND 'PKmT'='PKmT",
+            "SELECT id, name, price FROM items ORDER BY id') AND 6383=5506 AND ('uVTw'='uVTw",
+            "SELECT id, name, price FROM items ORDER BY id') AND 2271=CAST((CHR(113)||CHR(122))\
+             ||(SELECT (CASE WHEN (2271=2271) THEN 1 ELSE 0 END))::text||(CHR(113)) AS NUMERIC) \
+             AND ('hQpL'='hQpL",
+            "SELECT id FROM users WHERE id = 1' or '1'='1",
+            "SELECT id FROM users WHERE id = 1' XOR '1'='1",
+            // Never closed, so PostgreSQL fails to lex it: what follows the
+            // quote is a stacked statement or a condition, then a comment.
+            "SELECT id, name, price FROM items ORDER BY id';SELECT PG_SLEEP(1)--",
+            "SELECT id, name, price FROM items ORDER BY id');SELECT PG_SLEEP(1)--",
+            "SELECT id FROM users WHERE id = 1' or 1=1 --",
+            "SELECT id FROM users WHERE id = 1') OR 1=1-- x",
+        ],
+    );
+    // Benign text with quotes in the same slots, typed literals, and
+    // injections whose quote is not glued to a value.
+    quiet(
+        &APP,
+        &[
+            "SELECT id FROM products ORDER BY rock'n'roll",
+            "SELECT id FROM products ORDER BY 5' and 6' tall",
+            "SELECT id FROM products ORDER BY 5' and 6'tall",
+            "SELECT id FROM products ORDER BY I' IS NOT A PLASTIC BAG",
+            "SELECT id FROM products ORDER BY WOMEN';S ART DEC",
+            "SELECT id FROM products ORDER BY O' UNION selected a few friends",
+            "SELECT id FROM products ORDER BY BLUE -CCBCUSTOMDRESSES' -SHOES -HEEL --INFANT -KID",
+            "SELECT id FROM products ORDER BY 1950' AND 60'S WOMEN'S COATS WITH FAKE",
+            "SELECT id FROM products ORDER BY tom' and jerry",
+            "SELECT id FROM products ORDER BY tom'; select me",
+            "SELECT id FROM products ORDER BY tom'; and -- me\nmore",
+            "SELECT date'2024-01-01', interval'1 day', E'a' FROM t WHERE a = 'x' AND b = 'y'",
+            "SELECT id FROM users WHERE name = 'a'||'b' AND x = 'c' OR y = 'd'",
+        ],
+    );
+    // Found whatever the role.
+    fires(
+        Rule::MisplacedQuote,
+        &ADMIN,
+        &["SELECT id FROM items ORDER BY id' AND 1=1 AND 'a'='a"],
     );
 }
