@@ -37,61 +37,24 @@ TIME_SEC=${TIME_SEC:-1}
 SQLMAP_TIMEOUT=${SQLMAP_TIMEOUT:-600}
 SQLMAP_EXTRA=${SQLMAP_EXTRA:---banner --current-user --current-db}
 TARGETS=${TARGETS:-item?id=1 search?q=apple sort?by=id}
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 KEEP=${KEEP:-0}
 PY=$ROOT/target/pyenv/bin/python
+NAME=sqlmap/run.sh
+# shellcheck source=../../lib.sh
+. "$ROOT/bench/lib.sh"
 
-die() { echo "sqlmap/run.sh: $*" >&2; exit 1; }
-log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
-
-for tool in "$PGBIN/initdb" "$PGBIN/pg_ctl"; do
-    [ -x "$tool" ] || die "$tool not found; install postgresql-15 or set PGBIN"
-done
-command -v pg_isready >/dev/null || die "pg_isready not found"
-command -v psql >/dev/null || die "psql not found"
+need_pg_tools
 command -v sqlmap >/dev/null || die "sqlmap not found (Debian: apt-get install sqlmap)"
 if [ ! -x "$PY" ] || ! "$PY" -c 'import psycopg' 2>/dev/null; then
     log "creating target/pyenv with psycopg"
     python3 -m venv "$ROOT/target/pyenv" && "$ROOT/target/pyenv/bin/pip" install -q 'psycopg[binary]' \
         || die "cannot create target/pyenv"
 fi
-if [ -n "${VIGIL:-}" ]; then
-    [ -x "$VIGIL" ] || die "VIGIL=$VIGIL is not executable"
-else
-    VIGIL=$ROOT/target/release/vigil
-    stale=1
-    if [ -x "$VIGIL" ]; then
-        stale=$(find "$ROOT/crates" "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" \
-            \( -name '*.rs' -o -name 'Cargo.toml' -o -name 'Cargo.lock' \) \
-            -newer "$VIGIL" -print -quit | wc -l)
-    fi
-    if [ "$stale" != 0 ]; then
-        log "building vigil: cargo build --release -p vigil"
-        (cd "$ROOT" && cargo build --release -p vigil) || die "cargo build failed"
-    fi
-fi
-
-if [ "$(id -u)" = 0 ]; then
-    id postgres >/dev/null 2>&1 || die "running as root needs the user postgres"
-    as_pg() { runuser -u postgres -- "$@"; }
-else
-    as_pg() { "$@"; }
-fi
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_ready() { # port name
-    for _ in $(seq 300); do
-        pg_isready -q -h 127.0.0.1 -p "$1" -U postgres -d postgres && return 0
-        sleep 0.1
-    done
-    die "$2 did not become ready on port $1"
-}
+vigil_binary
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/vigil-sqlmap.XXXXXX")
 chmod 755 "$TMP"
 [ "$(id -u)" = 0 ] && chown postgres: "$TMP"
-PGDATA=$TMP/pg
 VIGIL_PID= APP_PID= CHILD_PID=
 cleanup() {
     set +e
@@ -100,7 +63,7 @@ cleanup() {
     if [ -n "$VIGIL_PID" ] && kill -0 "$VIGIL_PID" 2>/dev/null; then
         kill -TERM "$VIGIL_PID"; wait "$VIGIL_PID" 2>/dev/null
     fi
-    [ -f "$PGDATA/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
+    pg_stop "$TMP"
     if [ "$KEEP" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -113,18 +76,8 @@ while [ "$VIGIL_PORT" = "$PG_PORT" ]; do VIGIL_PORT=$(free_port); done
 while [ "$APP_PORT" = "$PG_PORT" ] || [ "$APP_PORT" = "$VIGIL_PORT" ]; do APP_PORT=$(free_port); done
 
 # --- PostgreSQL ---------------------------------------------------------------
-log "PostgreSQL: initdb in $PGDATA, port $PG_PORT"
-as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 --no-sync >"$TMP/initdb.log" 2>&1 \
-    || { cat "$TMP/initdb.log" >&2; die "initdb failed"; }
-cat >>"$PGDATA/postgresql.conf" <<EOC
-# bench/detect/sqlmap/run.sh
-listen_addresses = '127.0.0.1'
-port = $PG_PORT
-unix_socket_directories = '$TMP'
-EOC
-as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$TMP/postgres.log" -w -t 60 start >/dev/null \
-    || { cat "$TMP/postgres.log" >&2; die "PostgreSQL did not start"; }
-wait_ready "$PG_PORT" PostgreSQL
+log "PostgreSQL: initdb in $TMP/pg, port $PG_PORT"
+pg_start "$TMP" "$PG_PORT" </dev/null
 PGVERSION=$(psql -X -At -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -c 'SHOW server_version')
 psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres >/dev/null <<'EOSQL'
 CREATE ROLE app LOGIN;
