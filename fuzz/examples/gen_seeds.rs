@@ -136,6 +136,60 @@ fn main() {
     for (name, seed) in syslog_ingest_seeds() {
         w.put("syslog_ingest", name, &seed);
     }
+
+    // http_response: a knob byte (read size, low three bits; records in the
+    // batch, the other five), then a collector's answer.
+    for (name, seed) in http_response_seeds() {
+        w.put("http_response", name, &seed);
+    }
+}
+
+/// The `http_response` seeds: `(name, knob byte then answer)`.
+fn http_response_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let knob = |records: u8, read_size: u8| vec![records << 3 | read_size];
+    let hec = b"{\"text\":\"Success\",\"code\":0}";
+    let mut ok = knob(0, 4);
+    ok.extend_from_slice(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            hec.len()
+        )
+        .as_bytes(),
+    );
+    ok.extend_from_slice(hec);
+
+    let bulk: &[u8] = b"{\"took\":3,\"errors\":true,\"items\":[\
+        {\"create\":{\"_index\":\"vigil\",\"_id\":\"db1:1\",\"_version\":1,\"result\":\"created\",\"status\":201}},\
+        {\"create\":{\"_index\":\"vigil\",\"_id\":\"db1:2\",\"status\":400,\"error\":{\"type\":\"document_parsing_exception\",\
+        \"reason\":\"[1:20] failed to parse field [time] of type [date]\",\"caused_by\":{\"type\":\"illegal_argument_exception\",\"reason\":\"failed to parse date field [x]\"}}}},\
+        {\"create\":{\"_index\":\"vigil\",\"_id\":\"db1:3\",\"status\":429,\"error\":{\"type\":\"es_rejected_execution_exception\",\"reason\":\"rejected execution\"}}}]}";
+    let mut chunked = knob(3, 2);
+    chunked.extend_from_slice(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    for piece in bulk.chunks(bulk.len().div_ceil(3)) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+
+    let mut unavailable = knob(1, 0);
+    unavailable.extend_from_slice(
+        b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 19\r\n\
+          Connection: close\r\n\r\nservice unavailable",
+    );
+    let mut until_close = knob(1, 3);
+    until_close.extend_from_slice(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 401 Unauthorized\r\n\
+          WWW-Authenticate: Bearer\r\n\r\n{\"error\":\"invalid token\"}",
+    );
+    vec![
+        ("ok-content-length", ok),
+        ("bulk-chunked-item-error", chunked),
+        ("unavailable", unavailable),
+        ("continue-then-until-close", until_close),
+    ]
 }
 
 /// The `syslog_ingest` seeds: `(name, knob byte then stream)`.

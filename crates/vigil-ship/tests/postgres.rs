@@ -2,10 +2,13 @@
 //! columns and the sealed line byte for byte, a batch sent again adds
 //! nothing, the table refuses changes, configuration problems park the sink
 //! with their SQLSTATE (never showing the password), and a server that goes
-//! away is retried until it is back.
+//! away is retried until it is back. Over TLS: delivery with channel
+//! binding, a certificate that does not verify and a server without TLS
+//! park the sink with the reason.
 
 #![allow(clippy::unwrap_used)]
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +16,8 @@ use vigil_event::{Event, Format, Severity, Timestamp, catalog};
 use vigil_seal::{LineFormat, Seal, split_sealed, write_sealed};
 use vigil_ship::transport::postgres::{PostgresConfig, PostgresTransport};
 use vigil_ship::transport::{Record, SendError, Sent, Transport};
-use vigil_testkit::postgres::{Auth, PgServer, SUPERUSER};
+use vigil_testkit::pki::Pki;
+use vigil_testkit::postgres::{Auth, PgServer, SUPERUSER, SUPERUSER_PASSWORD, ServerTls};
 
 const ORIGIN: &str = "db1";
 /// The first event's time: 2025-11-26T11:19:00.123456Z.
@@ -87,6 +91,39 @@ fn transport(conninfo: String, table: &str, create_table: bool) -> PostgresTrans
     config.create_table = create_table;
     config.timeout = Duration::from_secs(5);
     PostgresTransport::new(config).unwrap()
+}
+
+/// A transport with TLS settings: `conninfo` should hold an `sslmode`.
+fn tls_transport(conninfo: String, ca: &Path, server_name: Option<&str>) -> PostgresTransport {
+    let mut config = PostgresConfig::new(conninfo);
+    config.timeout = Duration::from_secs(5);
+    config.tls_ca = Some(ca.to_path_buf());
+    config.tls_server_name = server_name.map(str::to_owned);
+    PostgresTransport::new(config).unwrap()
+}
+
+/// A server with TLS whose certificate, issued by `pki`'s CA, names only
+/// `localhost`, and that takes TCP connections only over TLS, with
+/// SCRAM-SHA-256.
+fn tls_server(pki: &Pki) -> PgServer {
+    let cert = pki.server("localhost", &["localhost"]);
+    PgServer::builder()
+        .tls(&ServerTls::new(&cert.cert, &cert.key))
+        .hba([
+            "hostssl all all 127.0.0.1/32 scram-sha-256",
+            "hostssl all all ::1/128 scram-sha-256",
+        ])
+        .start()
+        .unwrap()
+}
+
+/// The superuser over TCP to `host`, with `sslmode` and more.
+fn tls_conninfo(pg: &PgServer, host: &str, tail: &str) -> String {
+    format!(
+        "host={host} port={} user={SUPERUSER} password={SUPERUSER_PASSWORD} dbname=postgres \
+         connect_timeout=5 {tail}",
+        pg.port()
+    )
 }
 
 fn count(pg: &PgServer, table: &str) -> u64 {
@@ -275,6 +312,135 @@ fn a_stopped_server_is_retried_and_the_same_transport_delivers_once_it_is_back()
     let seqs = pg.psql("SELECT string_agg(seq::text, ',' ORDER BY seq) FROM vigil_events");
     assert_eq!(seqs.unwrap().trim(), "1,2,3,4,5,6");
     t.close();
+}
+
+#[test]
+fn delivery_over_tls_verifies_the_server_and_rows_arrive_byte_for_byte() {
+    let dir = vigil_testkit::tempdir();
+    let pki = Pki::new(dir.path());
+    let pg = tls_server(&pki);
+    // verify-full against the certificate's name; channel_binding=require
+    // fails unless SCRAM binds to the certificate the connector saw.
+    let conninfo = tls_conninfo(
+        &pg,
+        "localhost",
+        "sslmode=verify-full channel_binding=require",
+    );
+    let mut t = tls_transport(conninfo, pki.ca_cert_path(), None);
+    let first = owned(1..=3);
+    assert_eq!(t.send(&records(&first)).unwrap(), Sent::all());
+
+    let ssl = pg
+        .psql(
+            "SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'vigil'",
+        )
+        .unwrap();
+    assert!(ssl.trim().starts_with("t|TLSv1.3"), "{ssl}");
+    let lines = pg
+        .psql("SELECT encode(convert_to(line, 'UTF8'), 'hex') FROM vigil_events ORDER BY seq")
+        .unwrap();
+    let lines: Vec<Vec<u8>> = lines.lines().map(hex).collect();
+    let sealed: Vec<&[u8]> = first.iter().map(|o| &o.sealed[..]).collect();
+    assert_eq!(lines, sealed, "the lines arrive byte for byte");
+    t.close();
+
+    // By address: require checks the chain but not the name; verify-full
+    // checks the name given as tls_server_name.
+    let by_address = |mode: &str| tls_conninfo(&pg, "127.0.0.1", &format!("sslmode={mode}"));
+    let mut t = tls_transport(by_address("require"), pki.ca_cert_path(), None);
+    assert_eq!(t.send(&records(&owned(4..=5))).unwrap(), Sent::all());
+    let mut t = tls_transport(by_address("verify-ca"), pki.ca_cert_path(), None);
+    assert_eq!(t.send(&records(&owned(6..=7))).unwrap(), Sent::all());
+    let mut t = tls_transport(
+        by_address("verify-full"),
+        pki.ca_cert_path(),
+        Some("localhost"),
+    );
+    assert_eq!(t.send(&records(&owned(8..=9))).unwrap(), Sent::all());
+    assert_eq!(count(&pg, "vigil_events"), 9);
+}
+
+#[test]
+fn a_certificate_that_does_not_verify_parks_with_the_reason() {
+    let dir = vigil_testkit::tempdir();
+    let pki = Pki::new(dir.path());
+    let pg = tls_server(&pki);
+    let batch = owned(1..=2);
+
+    // Another CA.
+    let other = pki.other_ca();
+    let conninfo = tls_conninfo(&pg, "localhost", "sslmode=verify-full");
+    let mut t = tls_transport(conninfo.clone(), other.ca_cert_path(), None);
+    for _ in 0..2 {
+        let why = park(t.send(&records(&batch)));
+        assert!(
+            why.contains("invalid peer certificate: UnknownIssuer"),
+            "{why}"
+        );
+        assert!(why.contains("check tls_ca"), "{why}");
+        assert!(why.contains("postgres://postgres@localhost"), "{why}");
+        assert!(!why.contains(SUPERUSER_PASSWORD), "{why}");
+    }
+    let mut t = tls_transport(
+        tls_conninfo(&pg, "localhost", "sslmode=require"),
+        other.ca_cert_path(),
+        None,
+    );
+    let why = park(t.send(&records(&batch)));
+    assert!(
+        why.contains("UnknownIssuer"),
+        "require checks the chain too: {why}"
+    );
+
+    // The right CA, but not the name the certificate carries.
+    let conninfo = tls_conninfo(&pg, "127.0.0.1", "sslmode=verify-full");
+    let mut t = tls_transport(conninfo.clone(), pki.ca_cert_path(), None);
+    let why = park(t.send(&records(&batch)));
+    assert!(why.contains("not valid for name"), "{why}");
+    assert!(why.contains("localhost"), "{why}");
+    let mut t = tls_transport(conninfo, pki.ca_cert_path(), Some("db.example"));
+    let why = park(t.send(&records(&batch)));
+    assert!(why.contains("not valid for name \"db.example\""), "{why}");
+
+    // An expired certificate, issued by the right CA.
+    let expired = pki.expired_server("localhost", &["localhost"]);
+    let old = PgServer::builder()
+        .tls(&ServerTls::new(&expired.cert, &expired.key))
+        .start()
+        .unwrap();
+    let conninfo = format!(
+        "host=localhost port={} user={SUPERUSER} dbname=postgres sslmode=verify-full",
+        old.port()
+    );
+    let mut t = tls_transport(conninfo, pki.ca_cert_path(), None);
+    let why = park(t.send(&records(&batch)));
+    assert!(
+        why.contains("invalid peer certificate: certificate expired"),
+        "{why}"
+    );
+    // No session ever started: the table was never created.
+    let table = pg
+        .psql("SELECT to_regclass('vigil_events') IS NULL")
+        .unwrap();
+    assert_eq!(table.trim(), "t");
+}
+
+#[test]
+fn a_server_without_tls_parks_when_sslmode_asks_for_tls() {
+    let dir = vigil_testkit::tempdir();
+    let pki = Pki::new(dir.path());
+    let pg = PgServer::start().unwrap();
+    let with_mode = |mode: &str| format!("{} sslmode={mode}", conninfo(&pg, SUPERUSER, "unused"));
+    for mode in ["require", "verify-ca", "verify-full"] {
+        let mut t = tls_transport(with_mode(mode), pki.ca_cert_path(), Some("localhost"));
+        let why = park(t.send(&records(&owned(1..=2))));
+        assert!(why.contains("server does not support TLS"), "{why}");
+        assert!(why.contains("turn ssl on in the server"), "{why}");
+    }
+    // Without TLS the same server takes the batch.
+    let mut t = transport(with_mode("disable"), "vigil_events", true);
+    assert_eq!(t.send(&records(&owned(1..=2))).unwrap(), Sent::all());
 }
 
 /// Decodes lower-case hex.

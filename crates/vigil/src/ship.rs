@@ -119,6 +119,8 @@ fn transport(s: &SinkConfig) -> anyhow::Result<Box<dyn Transport>> {
             password_env,
             table,
             create_table,
+            tls_ca,
+            tls_server_name,
         } => {
             let mut conninfo = conninfo.clone();
             if let Some(password) = secret(password_env.as_deref(), "password_env")? {
@@ -129,6 +131,8 @@ fn transport(s: &SinkConfig) -> anyhow::Result<Box<dyn Transport>> {
             c.table = table.clone();
             c.create_table = *create_table;
             c.timeout = s.delivery.timeout;
+            c.tls_ca = tls_ca.clone();
+            c.tls_server_name = tls_server_name.clone();
             Box::new(postgres::PostgresTransport::new(c).map_err(|e| anyhow::anyhow!("{e}"))?)
         }
         SinkKind::Syslog {

@@ -705,11 +705,13 @@ user = "vigil"
 
 [[sinks]]
 type = "postgres"
-conninfo = "host=db dbname=audit user=vigil"
+conninfo = "host=db dbname=audit user=vigil sslmode=verify-full"
 password_env = "PGPW"
 table = "audit.vigil_events"
 create_table = true
 retry_max_ms = 5000
+tls_ca = "/etc/vigil/db-ca.pem"
+tls_server_name = "db.example"
 "#,
     )
     .unwrap();
@@ -746,10 +748,18 @@ retry_max_ms = 5000
     };
     assert_eq!(headers, &[("X-Team".to_owned(), "dba".to_owned())]);
     assert_eq!((token_env.as_deref(), *gzip), (Some("ES_TOKEN"), true));
-    let SinkKind::Postgres { table, .. } = &cfg.sinks[3].kind else {
+    let SinkKind::Postgres {
+        table,
+        tls_ca,
+        tls_server_name,
+        ..
+    } = &cfg.sinks[3].kind
+    else {
         panic!()
     };
     assert_eq!(table, "audit.vigil_events");
+    assert_eq!(tls_ca.as_deref(), Some(Path::new("/etc/vigil/db-ca.pem")));
+    assert_eq!(tls_server_name.as_deref(), Some("db.example"));
     assert_eq!(
         cfg.sinks[3].delivery.retry_max,
         std::time::Duration::from_secs(5)
@@ -823,6 +833,16 @@ fn delivering_sink_errors_name_the_key() {
             "[[sinks]]\ntype = \"postgres\"\nconninfo = \"host=db\"\ntable = \"Robert'); drop\"\n",
             "sinks[0].table",
             "not a plain table name",
+        ),
+        (
+            "[[sinks]]\ntype = \"postgres\"\nconninfo = \"host=db\"\ntls_cert = \"c.pem\"\n",
+            "sinks[0].tls_cert",
+            "not allowed on a postgres sink",
+        ),
+        (
+            "[[sinks]]\ntype = \"http\"\napi = \"webhook\"\nurl = \"https://x:1/\"\ntls_server_name = \"x\"\n",
+            "sinks[0].tls_server_name",
+            "it belongs to syslog, postgres sinks",
         ),
         (
             "[[sinks]]\ntype = \"file\"\npath = \"e.log\"\nmax_mb = 0\n",

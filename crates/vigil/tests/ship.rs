@@ -18,7 +18,8 @@ use vigil_event::{Event, catalog};
 use vigil_seal::{LineFormat, list_segments, split_sealed};
 use vigil_ship::transport::nats::{NatsClient, NatsConfig};
 use vigil_testkit::nats::NatsServer;
-use vigil_testkit::postgres::{PgServer, SUPERUSER, SUPERUSER_PASSWORD};
+use vigil_testkit::pki::Pki;
+use vigil_testkit::postgres::{PgServer, SUPERUSER, SUPERUSER_PASSWORD, ServerTls};
 
 const MASTER: &str = "dmlnaWwtc2hpcC10ZXN0LW1hc3Rlci1rZXktMzJieXQ="; // 32 bytes
 const ORIGIN: &str = "ship-test";
@@ -159,6 +160,8 @@ impl Receiver for Rsyslog {
 /// A second PostgreSQL holding the events in a table.
 struct Table {
     server: PgServer,
+    /// With TLS: the test CA, whose certificate the sink trusts.
+    pki: Option<(tempfile::TempDir, Pki)>,
 }
 
 impl Table {
@@ -167,7 +170,28 @@ impl Table {
             .setting("synchronous_commit", "on")
             .start()
             .unwrap();
-        Table { server }
+        Table { server, pki: None }
+    }
+
+    /// A server that takes TCP connections only over TLS, with a
+    /// certificate for `localhost`.
+    fn start_tls() -> Table {
+        let dir = vigil_testkit::tempdir();
+        let pki = Pki::new(dir.path());
+        let cert = pki.server("localhost", &["localhost"]);
+        let server = PgServer::builder()
+            .setting("synchronous_commit", "on")
+            .tls(&ServerTls::new(&cert.cert, &cert.key))
+            .hba([
+                "hostssl all all 127.0.0.1/32 scram-sha-256",
+                "hostssl all all ::1/128 scram-sha-256",
+            ])
+            .start()
+            .unwrap();
+        Table {
+            server,
+            pki: Some((dir, pki)),
+        }
     }
 
     /// `(seq, line)` of every row, by seq.
@@ -186,9 +210,19 @@ impl Table {
 
 impl Receiver for Table {
     fn sink_toml(&self) -> String {
+        let (host, tls) = match &self.pki {
+            None => ("127.0.0.1", String::new()),
+            Some((_, pki)) => (
+                "localhost",
+                format!(
+                    " sslmode=verify-full\"\ntls_ca = \"{}",
+                    pki.ca_cert_path().display()
+                ),
+            ),
+        };
         format!(
             "[[sinks]]\nname = \"sink\"\ntype = \"postgres\"\n\
-             conninfo = \"host=127.0.0.1 port={} user={SUPERUSER} dbname=postgres\"\n\
+             conninfo = \"host={host} port={} user={SUPERUSER} dbname=postgres{tls}\"\n\
              password_env = \"VIGIL_TEST_SINK_PASSWORD\"\ncreate_table = true\n\
              batch = {BATCH}\nretry_max_ms = 1000\ntimeout_ms = 2000\n",
             self.server.port()
@@ -680,10 +714,18 @@ fn postgres_restart_after_sigkill_loses_nothing() {
 }
 
 /// The database copy holds each sealed line byte for byte, so it verifies
-/// like the log.
+/// like the log; over TLS (verify-full) as without.
 #[test]
 fn the_postgres_table_holds_the_sealed_lines() {
-    let table = Table::start();
+    table_holds_the_sealed_lines(Table::start());
+}
+
+#[test]
+fn the_postgres_table_holds_the_sealed_lines_over_tls() {
+    table_holds_the_sealed_lines(Table::start_tls());
+}
+
+fn table_holds_the_sealed_lines(table: Table) {
     let pg = database();
     let mut svc = Service::start(&pg, &table.sink_toml());
     let mut bench = load(&pg, svc.port, 3);

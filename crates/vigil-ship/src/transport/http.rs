@@ -67,6 +67,8 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 16 * 1024 * 1024;
 /// The longest line of a chunked body's framing.
 const MAX_CHUNK_LINE: usize = 4096;
+/// The most bytes one read from the connection takes.
+const READ_CHUNK: usize = 16 * 1024;
 /// How many characters of an answer's body an error shows.
 const EXCERPT_CHARS: usize = 200;
 /// How many characters of a `_bulk` item's error a rejection keeps.
@@ -490,11 +492,7 @@ impl HttpTransport {
                 Stream::Tls(Box::new(stream))
             }
         };
-        Ok(Conn {
-            stream,
-            buf: Vec::new(),
-            start: 0,
-        })
+        Ok(Conn::new(stream))
     }
 
     /// A failed TLS handshake: a certificate that does not verify parks the
@@ -521,8 +519,8 @@ impl HttpTransport {
         }
     }
 
-    /// What the answer means for `batch`.
-    fn judge(&self, response: &Response, batch: &[Record<'_>]) -> Result<Sent, SendError> {
+    /// What the answer means for a batch of `records` records.
+    fn judge(&self, response: &Response, records: usize) -> Result<Sent, SendError> {
         let status = response.status;
         let what = || {
             format!(
@@ -537,7 +535,7 @@ impl HttpTransport {
         };
         match status {
             200..=299 => match self.kind {
-                Kind::ElasticBulk { .. } => self.bulk_outcome(response, batch.len()),
+                Kind::ElasticBulk { .. } => self.bulk_outcome(response, records),
                 Kind::SplunkHec | Kind::Webhook => Ok(Sent::all()),
             },
             408 | 429 | 500..=599 => Err(SendError::Retry(format!(
@@ -634,7 +632,7 @@ impl Transport for HttpTransport {
         }
         let head = self.head(body.len());
         let response = self.exchange(&head, &body)?;
-        self.judge(&response, batch)
+        self.judge(&response, batch.len())
     }
 
     fn reopen(&mut self) {
@@ -994,17 +992,17 @@ fn printable(bytes: &[u8], max: usize) -> String {
             space = !out.is_empty();
             continue;
         }
-        if count >= max {
+        let take = 1 + usize::from(space);
+        if count + take > max {
             out.push('…');
             break;
         }
         if space {
             out.push(' ');
-            count += 1;
             space = false;
         }
         out.push(c);
-        count += 1;
+        count += take;
     }
     out
 }
@@ -1072,6 +1070,7 @@ impl From<io::Error> for Failure {
 }
 
 /// An answer.
+#[derive(Debug)]
 struct Response {
     status: u16,
     /// The reason phrase, printable and bounded.
@@ -1132,15 +1131,52 @@ impl Write for Stream {
     }
 }
 
+/// What a [`Conn`] writes requests to and reads answers from: a socket, or
+/// bytes in memory for [`fuzz_http_response`].
+trait Io: Read + Write {
+    /// Makes reads and writes give up at `deadline`, or fails when it has
+    /// passed.
+    fn set_deadline(&self, deadline: Instant) -> io::Result<()>;
+}
+
+impl Io for Stream {
+    fn set_deadline(&self, deadline: Instant) -> io::Result<()> {
+        set_timeouts(self.socket(), deadline)
+    }
+}
+
 /// A connection with the bytes read from it but not yet used.
-struct Conn {
-    stream: Stream,
+struct Conn<S = Stream> {
+    stream: S,
     buf: Vec<u8>,
     /// Where the unused bytes of `buf` start.
     start: usize,
 }
 
 impl Conn {
+    /// True when the receiver neither closed the connection nor sent
+    /// anything (such as a 408 before closing) since the last answer.
+    fn is_idle(&self) -> bool {
+        let socket = self.stream.socket();
+        if self.start < self.buf.len() || socket.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        let idle =
+            matches!(socket.peek(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        socket.set_nonblocking(false).is_ok() && idle
+    }
+}
+
+impl<S: Io> Conn<S> {
+    fn new(stream: S) -> Conn<S> {
+        Conn {
+            stream,
+            buf: Vec::new(),
+            start: 0,
+        }
+    }
+
     /// Writes the request and reads the answer, skipping `1xx` answers.
     fn round_trip(
         &mut self,
@@ -1152,7 +1188,7 @@ impl Conn {
         self.start = 0;
         self.write_all(head, deadline).map_err(Failure::Stale)?;
         self.write_all(body, deadline).map_err(Failure::Stale)?;
-        set_timeouts(self.stream.socket(), deadline)?;
+        self.stream.set_deadline(deadline)?;
         self.stream.flush().map_err(Failure::Stale)?;
         let mut first = true;
         loop {
@@ -1181,22 +1217,9 @@ impl Conn {
         }
     }
 
-    /// True when the receiver neither closed the connection nor sent
-    /// anything (such as a 408 before closing) since the last answer.
-    fn is_idle(&self) -> bool {
-        let socket = self.stream.socket();
-        if self.start < self.buf.len() || socket.set_nonblocking(true).is_err() {
-            return false;
-        }
-        let mut byte = [0u8; 1];
-        let idle =
-            matches!(socket.peek(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
-        socket.set_nonblocking(false).is_ok() && idle
-    }
-
     fn write_all(&mut self, data: &[u8], deadline: Instant) -> io::Result<()> {
         for chunk in data.chunks(WRITE_CHUNK) {
-            set_timeouts(self.stream.socket(), deadline)?;
+            self.stream.set_deadline(deadline)?;
             self.stream.write_all(chunk)?;
         }
         Ok(())
@@ -1217,9 +1240,9 @@ impl Conn {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        let mut chunk = [0u8; 16 * 1024];
+        let mut chunk = [0u8; READ_CHUNK];
         loop {
-            set_timeouts(self.stream.socket(), deadline)?;
+            self.stream.set_deadline(deadline)?;
             match self.stream.read(&mut chunk) {
                 Ok(n) => {
                     self.buf.extend_from_slice(&chunk[..n]);
@@ -1243,14 +1266,16 @@ impl Conn {
         deadline: Instant,
         first: bool,
     ) -> Result<(u16, String, Framing, bool), Failure> {
+        let mut searched = 0;
         let end = loop {
-            if let Some(at) = find(self.available(), b"\r\n\r\n") {
-                break at;
-            }
-            if self.available().len() > MAX_HEAD {
-                return Err(Failure::Protocol(format!(
-                    "the answer's headers are longer than {MAX_HEAD} bytes"
-                )));
+            match find_within(self.available(), b"\r\n\r\n", MAX_HEAD, searched) {
+                Ok(at) => break at,
+                Err(Some(n)) => searched = n,
+                Err(None) => {
+                    return Err(Failure::Protocol(format!(
+                        "the answer's headers are longer than {MAX_HEAD} bytes"
+                    )));
+                }
             }
             let nothing_yet = first && self.available().is_empty();
             match self.fill(deadline) {
@@ -1423,16 +1448,20 @@ impl Conn {
 
     /// Reads one CRLF-terminated line of chunk framing, without the CRLF.
     fn read_line(&mut self, deadline: Instant) -> Result<String, Failure> {
+        let mut searched = 0;
         loop {
-            if let Some(at) = find(self.available(), b"\r\n") {
-                let line = String::from_utf8_lossy(&self.available()[..at]).into_owned();
-                self.consume(at + 2);
-                return Ok(line);
-            }
-            if self.available().len() > MAX_CHUNK_LINE {
-                return Err(Failure::Protocol(
-                    "a line of the chunked body is too long".to_owned(),
-                ));
+            match find_within(self.available(), b"\r\n", MAX_CHUNK_LINE, searched) {
+                Ok(at) => {
+                    let line = String::from_utf8_lossy(&self.available()[..at]).into_owned();
+                    self.consume(at + 2);
+                    return Ok(line);
+                }
+                Err(Some(n)) => searched = n,
+                Err(None) => {
+                    return Err(Failure::Protocol(
+                        "a line of the chunked body is too long".to_owned(),
+                    ));
+                }
             }
             if self.fill(deadline)? == 0 {
                 return Err(Failure::Protocol(
@@ -1441,6 +1470,169 @@ impl Conn {
                 ));
             }
         }
+    }
+}
+
+/// Reads arbitrary bytes as a collector's answer and judges it, as the
+/// `http_response` fuzz target does; panics when the reader breaks a
+/// promise.
+///
+/// The first byte picks how the answer is cut into reads (its low three
+/// bits: 1 byte to 16 KiB at a time) and how many records the batch held
+/// (the other five bits: 0 to 31), for `_bulk` answers. The rest is the
+/// answer. Promises checked: nothing panics; the reader holds at most
+/// [`MAX_HEAD`] and one read of unused bytes, and at most [`MAX_BODY`] of
+/// body; it uses no more bytes than it was given; an answer it returns has
+/// a final status from 200 to 599 (`1xx` are skipped) and a bounded reason;
+/// the answer, or the error, is the same however the bytes are cut; every
+/// message is one line; a 2xx `_bulk` outcome names each record at most
+/// once, and only records of the batch; other collectors take a 2xx whole.
+#[doc(hidden)]
+pub fn fuzz_http_response(data: &[u8]) {
+    let Some((&knob, answer)) = data.split_first() else {
+        return;
+    };
+    let step = [1, 2, 3, 7, 64, 1000, 4096, READ_CHUNK][usize::from(knob & 7)];
+    let records = usize::from(knob >> 3);
+    let cut = replay(answer, step);
+    let whole = replay(answer, READ_CHUNK);
+    let key = |r: &Result<(Response, usize), String>| match r {
+        Ok((a, used)) => Ok((
+            a.status,
+            a.reason.clone(),
+            a.body.clone(),
+            a.truncated,
+            *used,
+        )),
+        Err(why) => Err(why.clone()),
+    };
+    assert_eq!(
+        key(&cut),
+        key(&whole),
+        "the answer depends on how it is cut into reads of {step} bytes"
+    );
+    let response = match cut {
+        Ok((response, _)) => response,
+        Err(why) => {
+            assert_one_line(&why);
+            return;
+        }
+    };
+    assert!(
+        (200..=599).contains(&response.status),
+        "final status {}",
+        response.status
+    );
+    assert!(
+        response.reason.chars().count() <= 61,
+        "reason {:?}",
+        response.reason
+    );
+    assert_one_line(&response.reason);
+    assert!(response.body.len() <= MAX_BODY);
+    assert!(!response.truncated || response.body.len() == MAX_BODY);
+
+    let url = "http://collector.test/";
+    let bulk = Kind::ElasticBulk {
+        index: "vigil".to_owned(),
+    };
+    for kind in [bulk, Kind::Webhook] {
+        let is_bulk = matches!(kind, Kind::ElasticBulk { .. });
+        let transport = HttpTransport::new(HttpConfig::new(url, kind)).expect("a valid config");
+        match transport.judge(&response, records) {
+            Ok(sent) => {
+                assert!((200..=299).contains(&response.status), "{sent:?}");
+                assert!(is_bulk || sent == Sent::all(), "{sent:?}");
+                let mut named = vec![false; records];
+                let rejected = sent.rejected.iter().map(|(i, _)| i);
+                for &i in sent.retry.iter().chain(rejected) {
+                    assert!(i < records, "record {i} of {records}: {sent:?}");
+                    assert!(!named[i], "record {i} named twice: {sent:?}");
+                    named[i] = true;
+                }
+                for (_, why) in &sent.rejected {
+                    assert!(why.chars().count() <= REASON_CHARS + 1, "{why:?}");
+                    assert_one_line(why);
+                }
+            }
+            Err(SendError::Park(why) | SendError::Retry(why)) => assert_one_line(&why),
+        }
+    }
+}
+
+/// Reads `answer` as a collector's answer, `step` bytes per read: the
+/// answer and how many bytes it took, or why it was refused.
+fn replay(answer: &[u8], step: usize) -> Result<(Response, usize), String> {
+    let mut conn = Conn::new(Replay {
+        data: answer,
+        at: 0,
+        step,
+    });
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    let result = conn.round_trip(b"", b"", deadline);
+    assert!(
+        conn.buf.len() <= MAX_HEAD + READ_CHUNK,
+        "{} unused bytes held",
+        conn.buf.len()
+    );
+    let unused = conn.buf.len().checked_sub(conn.start);
+    let used = unused.and_then(|unused| conn.stream.at.checked_sub(unused));
+    let used = used.expect("the reader used no more than it read");
+    assert!(
+        used <= answer.len(),
+        "used {used} of {} bytes",
+        answer.len()
+    );
+    match result {
+        Ok(response) => Ok((response, used)),
+        Err(Failure::Protocol(why)) => Err(why),
+        Err(Failure::Io(e) | Failure::Stale(e)) => Err(e.to_string()),
+    }
+}
+
+/// Panics when `text` would span more than one line of a log.
+fn assert_one_line(text: &str) {
+    assert!(
+        !text
+            .chars()
+            .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}'),
+        "not one line: {text:?}"
+    );
+}
+
+/// An answer in memory, handed out at most `step` bytes per read; what is
+/// written to it is dropped.
+struct Replay<'a> {
+    data: &'a [u8],
+    /// How much of `data` was read.
+    at: usize,
+    step: usize,
+}
+
+impl Read for Replay<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let rest = self.data.get(self.at..).unwrap_or_default();
+        let n = rest.len().min(self.step).min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+impl Write for Replay<'_> {
+    #[allow(clippy::disallowed_methods)] // the trait's method; callers use write_all
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Io for Replay<'_> {
+    fn set_deadline(&self, _deadline: Instant) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -1458,6 +1650,27 @@ fn keep(response: &mut Response, bytes: &[u8]) {
 /// Where `needle` first occurs in `haystack`.
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Where the terminator `end` of a line or head at most `max` bytes long
+/// starts in `buf`, whose first `searched` bytes were searched before.
+/// `Err(Some(n))`: not yet, search again from `n` once more bytes came;
+/// `Err(None)`: longer than `max`. The answer depends only on the bytes, not
+/// on how they arrived, and each byte is searched about once.
+fn find_within(
+    buf: &[u8],
+    end: &[u8],
+    max: usize,
+    searched: usize,
+) -> Result<usize, Option<usize>> {
+    let limit = buf.len().min(max + end.len());
+    // The terminator may straddle what was searched and what came since.
+    let from = searched.saturating_sub(end.len() - 1).min(limit);
+    match find(&buf[from..limit], end) {
+        Some(at) => Ok(from + at),
+        None if buf.len() >= max + end.len() => Err(None),
+        None => Err(Some(buf.len())),
+    }
 }
 
 #[cfg(test)]
@@ -1549,11 +1762,142 @@ mod tests {
         assert_eq!(excerpt(b""), "(empty body)");
     }
 
+    /// Found by the `http_response` fuzz target: a space before the last
+    /// character let an excerpt grow one past its limit.
+    #[test]
+    fn printable_keeps_to_its_limit_with_a_space_before_the_last_character() {
+        assert_eq!(printable(b"abcd e", 5), "abcd…");
+        assert_eq!(printable(b"abc e", 5), "abc e");
+        assert_eq!(printable(b"abc  ef", 5), "abc e…");
+        let crash = include_bytes!("../../../../fuzz/seeds/http_response/crash-reason-over-limit");
+        fuzz_http_response(crash);
+    }
+
+    /// A head that ends just past the limit is refused however the answer
+    /// is cut into reads, and finding the end of a long head takes time in
+    /// proportion to its length even when it arrives a byte at a time.
+    #[test]
+    fn the_head_limit_does_not_depend_on_reads() {
+        for extra in [0, 1, 2, 3, 4, 5, 100] {
+            let mut answer = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
+            answer.resize(MAX_HEAD - 4 + extra, b'a');
+            answer.extend_from_slice(b"\r\n\r\n");
+            let whole = replay(&answer, READ_CHUNK).map(|(r, _)| r.status);
+            for step in [1, 7, 4096] {
+                let cut = replay(&answer, step).map(|(r, _)| r.status);
+                assert_eq!(cut, whole, "{extra} past, reads of {step}");
+            }
+            assert_eq!(whole.is_ok(), extra <= 4, "{extra} past: {whole:?}");
+        }
+        let mut line = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;".to_vec();
+        line.resize(line.len() + MAX_CHUNK_LINE + 100, b'x');
+        line.extend_from_slice(b"\r\nz\r\n0\r\n\r\n");
+        let whole = replay(&line, READ_CHUNK).map(|(r, _)| r.status);
+        assert!(whole.is_err());
+        assert_eq!(replay(&line, 1).map(|(r, _)| r.status), whole);
+    }
+
     #[test]
     fn checks_index_names() {
         assert!(check_index("vigil-events").is_ok());
         for bad in ["", "Vigil", "a b", "-x", "a/b", ".."] {
             assert!(check_index(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A `_bulk` answer for two records, the second refused by the mapping.
+    const BULK_ITEM_ERROR: &[u8] = b"{\"took\":3,\"errors\":true,\"items\":[\
+        {\"create\":{\"_index\":\"vigil\",\"_id\":\"db1:1\",\"status\":201}},\
+        {\"create\":{\"_index\":\"vigil\",\"_id\":\"db1:2\",\"status\":400,\
+        \"error\":{\"type\":\"document_parsing_exception\",\"reason\":\"bad [time]\"}}}]}";
+
+    fn chunked(body: &[u8], pieces: usize) -> Vec<u8> {
+        let mut out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for piece in body.chunks(body.len().div_ceil(pieces)) {
+            out.extend_from_slice(format!("{:x};x=y\r\n", piece.len()).as_bytes());
+            out.extend_from_slice(piece);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\nX-Trailer: 1\r\n\r\n");
+        out
+    }
+
+    #[test]
+    fn reads_answers_from_memory() {
+        let answer = chunked(BULK_ITEM_ERROR, 3);
+        for step in [1, 5, READ_CHUNK] {
+            let (response, used) = replay(&answer, step).unwrap();
+            assert_eq!((response.status, used), (200, answer.len()));
+            assert_eq!(response.body, BULK_ITEM_ERROR);
+            assert!(response.keep_alive);
+        }
+
+        let mut answer = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
+        answer.extend_from_slice(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusyHTTP/1.1",
+        );
+        let (response, used) = replay(&answer, 2).unwrap();
+        assert_eq!(response.status, 503);
+        assert_eq!(response.reason, "Service Unavailable");
+        assert_eq!(used, answer.len() - b"HTTP/1.1".len());
+
+        let (response, _) = replay(b"HTTP/1.0 200 OK\r\n\r\nall of it", 3).unwrap();
+        assert_eq!(response.body, b"all of it");
+        assert!(!response.keep_alive);
+
+        for (bad, why) in [
+            (&b""[..], "without answering"),
+            (b"HTTP/1.1 200 OK\r\n", "in the middle of its answer"),
+            (b"HTTP/2 200\r\n\r\n", "status line"),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabc",
+                "end of the body",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nz\r\n",
+                "chunk size",
+            ),
+        ] {
+            let err = replay(bad, 4).unwrap_err();
+            assert!(err.contains(why), "{err}");
+        }
+    }
+
+    #[test]
+    fn judges_bulk_items() {
+        let (response, _) = replay(&chunked(BULK_ITEM_ERROR, 2), 64).unwrap();
+        let kind = Kind::ElasticBulk {
+            index: "vigil".to_owned(),
+        };
+        let t = HttpTransport::new(HttpConfig::new("http://collector.test/", kind)).unwrap();
+        let sent = t.judge(&response, 2).unwrap();
+        assert!(sent.retry.is_empty());
+        assert_eq!(
+            sent.rejected,
+            [(1, "400 document_parsing_exception: bad [time]".to_owned())]
+        );
+        assert!(matches!(t.judge(&response, 3), Err(SendError::Park(_))));
+    }
+
+    #[test]
+    fn the_fuzz_check_passes_on_typical_answers() {
+        let mut answers = vec![
+            chunked(BULK_ITEM_ERROR, 2),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 27\r\n\r\n{\"text\":\"Success\",\"code\":0}"
+                .to_vec(),
+            b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\nbusy".to_vec(),
+            b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+            b"garbage".to_vec(),
+            Vec::new(),
+        ];
+        answers.push(vec![b'a'; 2 * MAX_HEAD]);
+        for answer in &answers {
+            for knob in [0u8, 2 << 3 | 1, 2 << 3 | 7, 255] {
+                let mut data = vec![knob];
+                data.extend_from_slice(answer);
+                fuzz_http_response(&data);
+            }
+        }
+        fuzz_http_response(&[]);
     }
 }

@@ -47,9 +47,26 @@
 //!
 //! Messages name the server as `postgres://user@host:port/dbname`; never
 //! with the password.
+//!
+//! # TLS
+//!
+//! `sslmode` in the conninfo asks for TLS, and the server's certificate is
+//! always verified against the CA certificates of `tls_ca`:
+//!
+//! ```text
+//! sslmode absent, disable   no TLS (tls_ca is refused)
+//! require, verify-ca        the chain up to tls_ca, and the dates
+//! verify-full               also the name: tls_server_name, else the host
+//! prefer, allow             refused: they fall back to no TLS unnoticed
+//! ```
+//!
+//! A certificate that does not verify, or a server that does not accept
+//! TLS, is [`SendError::Park`]. SCRAM over TLS uses channel binding
+//! (`SCRAM-SHA-256-PLUS`) with the server's certificate.
 
 use std::fmt;
-use std::io::Cursor;
+use std::io::{self, Cursor};
+use std::path::PathBuf;
 use std::pin::pin;
 use std::str::FromStr;
 use std::time::Duration;
@@ -61,7 +78,10 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, Config, NoTls};
 use zeroize::Zeroizing;
 
+use self::tls::{MakeRustls, Verify};
 use super::{Record, SendError, Sent, Transport};
+
+mod tls;
 
 /// The table used when none is configured.
 pub const DEFAULT_TABLE: &str = "vigil_events";
@@ -86,9 +106,10 @@ const PG_END_TIMESTAMP: i64 = 9_223_371_331_200_000_000;
 pub struct PostgresConfig {
     /// Where to connect, as a libpq-style connection string:
     /// `host=db.example user=vigil password=… dbname=audit` or
-    /// `postgresql://vigil:…@db.example/audit`. TLS is not supported
-    /// (`sslmode=require` is refused). The password is never shown in
-    /// `Debug` output or errors.
+    /// `postgresql://vigil:…@db.example/audit`. `sslmode` is `disable`
+    /// (the default), `require`, `verify-ca` or `verify-full`; see the
+    /// [module](self) docs. The password is never shown in `Debug` output
+    /// or errors.
     pub conninfo: String,
     /// The table, `name` or `schema.name`: letters, digits and `_`, folded
     /// to lower case as PostgreSQL does with unquoted names.
@@ -98,32 +119,43 @@ pub struct PostgresConfig {
     pub create_table: bool,
     /// How long connecting, or writing one batch, may take.
     pub timeout: Duration,
+    /// The CA certificates (PEM) the server's certificate must chain to:
+    /// required with an `sslmode` that asks for TLS, refused without.
+    pub tls_ca: Option<PathBuf>,
+    /// The name `sslmode=verify-full` checks in the server's certificate
+    /// (and TLS sends as SNI) instead of the conninfo's host.
+    pub tls_server_name: Option<String>,
 }
 
 impl PostgresConfig {
     /// A configuration for `conninfo`, with the table `vigil_events`
-    /// created when missing and a 10 s timeout.
+    /// created when missing, a 10 s timeout and no CA certificates.
     pub fn new(conninfo: impl Into<String>) -> PostgresConfig {
         PostgresConfig {
             conninfo: conninfo.into(),
             table: DEFAULT_TABLE.to_owned(),
             create_table: true,
             timeout: DEFAULT_TIMEOUT,
+            tls_ca: None,
+            tls_server_name: None,
         }
     }
 }
 
 impl fmt::Debug for PostgresConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let conninfo = match Config::from_str(&self.conninfo) {
-            Ok(config) => target(&config),
-            Err(_) => "<invalid connection string>".to_owned(),
+        let conninfo = match split_conninfo(&self.conninfo) {
+            Some(split) => Config::from_str(&split.rest).map(|c| target(&c)).ok(),
+            None => None,
         };
+        let conninfo = conninfo.unwrap_or_else(|| "<invalid connection string>".to_owned());
         f.debug_struct("PostgresConfig")
             .field("conninfo", &conninfo)
             .field("table", &self.table)
             .field("create_table", &self.create_table)
             .field("timeout", &self.timeout)
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_server_name", &self.tls_server_name)
             .finish()
     }
 }
@@ -172,6 +204,8 @@ struct Settings {
     timeout: Duration,
     /// The password, to scrub from messages should a server echo it.
     password: Option<Zeroizing<String>>,
+    /// The TLS connector; `None` without TLS.
+    tls: Option<MakeRustls>,
 }
 
 /// An open connection and the task that drives it.
@@ -193,7 +227,25 @@ impl PostgresTransport {
     /// Checks `config` and starts the runtime; connects at the first
     /// [`send`](Transport::send).
     pub fn new(config: PostgresConfig) -> Result<PostgresTransport, ConfigError> {
-        let mut pg = Config::from_str(&config.conninfo).map_err(|e| {
+        let split = split_conninfo(&config.conninfo);
+        let keys = split.as_ref().map_or(&[][..], |s| &s.keys[..]);
+        let foreign = |k: &&String| {
+            k.starts_with("ssl") && !matches!(k.as_str(), "sslmode" | "sslnegotiation")
+        };
+        if let Some(key) = keys.iter().find(foreign) {
+            let instead = match key.as_str() {
+                "sslrootcert" => "set tls_ca on the sink instead",
+                "sslcert" | "sslkey" | "sslpassword" => {
+                    "vigil does not send client certificates to PostgreSQL"
+                }
+                _ => "vigil does not read it",
+            };
+            return Err(ConfigError(format!(
+                "the postgres conninfo sets {key}: {instead}"
+            )));
+        }
+        let conninfo = split.as_ref().map_or(config.conninfo.as_str(), |s| &s.rest);
+        let mut pg = Config::from_str(conninfo).map_err(|e| {
             let why = std::error::Error::source(&e).map_or_else(String::new, |s| {
                 // Never show the character the parser stumbled on: it may
                 // belong to the password.
@@ -216,12 +268,80 @@ impl PostgresTransport {
                 "{target}: the conninfo names no user (user=…)"
             )));
         }
-        if pg.get_ssl_mode() == SslMode::Require {
-            return Err(ConfigError(format!(
-                "{target}: sslmode=require: the postgres sink does not support TLS yet; \
-                 reach the database over a trusted network or a local socket"
-            )));
-        }
+        let sslmode = match &split {
+            Some(split) => split.sslmode.clone(),
+            None => (pg.get_ssl_mode() == SslMode::Require).then(|| "require".to_owned()),
+        };
+        let verify = match sslmode.as_deref() {
+            None | Some("disable") => None,
+            Some("require" | "verify-ca") => Some(Verify::Chain),
+            Some("verify-full") => Some(Verify::Full),
+            Some(mode @ ("prefer" | "allow")) => {
+                return Err(ConfigError(format!(
+                    "{target}: sslmode={mode} falls back to an unencrypted connection unnoticed; \
+                     use sslmode=verify-full (or require) with tls_ca, or sslmode=disable"
+                )));
+            }
+            Some(mode) => {
+                return Err(ConfigError(format!(
+                    "{target}: unknown sslmode {mode:?}; use disable, require, verify-ca or \
+                     verify-full"
+                )));
+            }
+        };
+        let tls = match (verify, &config.tls_ca) {
+            (None, None) => {
+                if config.tls_server_name.is_some() {
+                    return Err(ConfigError(format!(
+                        "{target}: tls_server_name is set but the conninfo asks for no TLS; \
+                         add sslmode=verify-full (and tls_ca), or remove tls_server_name"
+                    )));
+                }
+                pg.ssl_mode(SslMode::Disable);
+                None
+            }
+            (None, Some(ca)) => {
+                return Err(ConfigError(format!(
+                    "{target}: tls_ca ({}) is set but the conninfo asks for no TLS; add \
+                     sslmode=verify-full (or require) to the conninfo, or remove tls_ca",
+                    ca.display()
+                )));
+            }
+            (Some(_), None) => {
+                return Err(ConfigError(format!(
+                    "{target}: sslmode={} needs tls_ca, the CA certificates (PEM) that issue \
+                     the server's certificate: vigil verifies it",
+                    sslmode.as_deref().unwrap_or("")
+                )));
+            }
+            (Some(verify), Some(ca)) => {
+                if let Some(Host::Unix(path)) =
+                    pg.get_hosts().iter().find(|h| matches!(h, Host::Unix(_)))
+                {
+                    return Err(ConfigError(format!(
+                        "{target}: PostgreSQL offers no TLS on the Unix socket {}; connect \
+                         over TCP for TLS, or remove sslmode",
+                        path.display()
+                    )));
+                }
+                if config.tls_server_name.is_none() {
+                    for host in pg.get_hosts() {
+                        if let Host::Tcp(name) = host {
+                            tls::check_name(name).map_err(|why| {
+                                ConfigError(format!(
+                                    "{target}: host {why}: TLS cannot verify it; set \
+                                     tls_server_name"
+                                ))
+                            })?;
+                        }
+                    }
+                }
+                let make = MakeRustls::new(ca, verify, config.tls_server_name.clone())
+                    .map_err(|why| ConfigError(format!("{target}: {why}")))?;
+                pg.ssl_mode(SslMode::Require);
+                Some(make)
+            }
+        };
         if config.timeout.is_zero() {
             return Err(ConfigError(format!(
                 "{target}: the timeout must be longer than zero"
@@ -274,6 +394,7 @@ impl PostgresTransport {
                 create,
                 timeout: config.timeout,
                 password,
+                tls,
             },
             session: None,
         })
@@ -413,11 +534,16 @@ impl Settings {
                 // Failures before the server could say anything with a
                 // SQLSTATE that retrying cannot fix: a password the server
                 // asked for but the conninfo lacks, a bad server signature,
-                // a configuration tokio-postgres refuses.
-                let park = ["authentication error", "invalid configuration"]
-                    .iter()
-                    .any(|p| text.starts_with(p));
-                (format!("{target}: {text}"), park)
+                // a configuration tokio-postgres refuses, a certificate
+                // that does not verify, a server without TLS.
+                if let Some(hint) = tls_refusal(&e) {
+                    (format!("{target}: {text}; {hint}"), true)
+                } else {
+                    let park = ["authentication error", "invalid configuration"]
+                        .iter()
+                        .any(|p| text.starts_with(p));
+                    (format!("{target}: {text}"), park)
+                }
             }
         };
         let message = match &self.password {
@@ -430,6 +556,44 @@ impl Settings {
             SendError::Retry(message)
         }
     }
+}
+
+/// What to check when a TLS failure will not go away by itself: a
+/// certificate that does not verify, a server without TLS, no TLS version
+/// or cipher suite in common. `None` for anything else, such as a
+/// connection that broke during the handshake.
+fn tls_refusal(e: &tokio_postgres::Error) -> Option<&'static str> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let tls = s
+            .downcast_ref::<io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+        match tls {
+            Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented) => {
+                return Some(
+                    "the server's certificate does not verify: check tls_ca, tls_server_name \
+                     and the server's certificate",
+                );
+            }
+            Some(rustls::Error::PeerIncompatible(_)) => {
+                return Some(
+                    "no TLS version or cipher suite in common: vigil speaks TLS 1.2 and 1.3",
+                );
+            }
+            Some(_) => return None,
+            None => {}
+        }
+        // tokio-postgres' words for a server that answered SSLRequest with N.
+        if s.to_string() == "server does not support TLS" {
+            return Some(
+                "the server does not accept TLS (ssl = off): turn ssl on in the server, or \
+                 remove sslmode from the conninfo",
+            );
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// True for SQLSTATEs worth trying again: connection exceptions (08),
@@ -446,11 +610,17 @@ fn retryable(code: &str) -> bool {
 /// Connects, creates the table if asked and missing, and creates the
 /// temporary batch table.
 async fn connect(settings: &Settings) -> Result<Session, tokio_postgres::Error> {
-    let (client, connection) = settings.config.connect(NoTls).await?;
-    let task = tokio::spawn(async move {
-        // Its errors reach the client as failed requests.
-        let _ = connection.await;
-    });
+    // A connection's errors reach the client as failed requests.
+    let (client, task) = match &settings.tls {
+        None => {
+            let (client, connection) = settings.config.connect(NoTls).await?;
+            (client, tokio::spawn(async move { drop(connection.await) }))
+        }
+        Some(tls) => {
+            let (client, connection) = settings.config.connect(tls.clone()).await?;
+            (client, tokio::spawn(async move { drop(connection.await) }))
+        }
+    };
     let session = Session {
         client,
         task: AbortOnDrop(task),
@@ -551,6 +721,151 @@ fn parse_table(table: &str) -> Result<(Option<String>, String), ConfigError> {
         [schema, name] => (Some(lower(schema)), lower(name)),
         _ => (None, lower(table)),
     })
+}
+
+/// A conninfo split for tokio-postgres, which reads `sslmode` only up to
+/// `require`.
+#[derive(Debug, PartialEq, Eq)]
+struct Conninfo {
+    /// The conninfo without `sslmode`.
+    rest: String,
+    /// The last `sslmode` given.
+    sslmode: Option<String>,
+    /// The names of the parameters, in order.
+    keys: Vec<String>,
+}
+
+/// Splits `sslmode` off a key/value or URL conninfo, reading it as
+/// tokio-postgres does; `None` when it cannot be read, for tokio-postgres
+/// to say why.
+fn split_conninfo(conninfo: &str) -> Option<Conninfo> {
+    match ["postgres://", "postgresql://"]
+        .into_iter()
+        .find(|p| conninfo.starts_with(p))
+    {
+        Some(scheme) => split_url(conninfo, scheme.len()),
+        None => split_key_values(conninfo),
+    }
+}
+
+/// `key=value …`, values optionally in single quotes, `\` escaping the
+/// next character.
+fn split_key_values(conninfo: &str) -> Option<Conninfo> {
+    let mut chars = conninfo.char_indices().peekable();
+    let mut split = Conninfo {
+        rest: String::with_capacity(conninfo.len()),
+        sslmode: None,
+        keys: Vec::new(),
+    };
+    let mut kept_to = 0;
+    loop {
+        while chars.next_if(|&(_, c)| c.is_whitespace()).is_some() {}
+        let start = chars.peek().map_or(conninfo.len(), |&(i, _)| i);
+        while chars
+            .next_if(|&(_, c)| !c.is_whitespace() && c != '=')
+            .is_some()
+        {}
+        let key_end = chars.peek().map_or(conninfo.len(), |&(i, _)| i);
+        let key = conninfo.get(start..key_end)?;
+        if key.is_empty() {
+            // Where tokio-postgres stops reading too.
+            break;
+        }
+        while chars.next_if(|&(_, c)| c.is_whitespace()).is_some() {}
+        chars.next_if(|&(_, c)| c == '=')?;
+        while chars.next_if(|&(_, c)| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if(|&(_, c)| c == '\'').is_some() {
+            loop {
+                match chars.next()?.1 {
+                    '\'' => break,
+                    '\\' => value.push(chars.next()?.1),
+                    c => value.push(c),
+                }
+            }
+        } else {
+            while let Some((_, c)) = chars.next_if(|&(_, c)| !c.is_whitespace()) {
+                if c != '\\' {
+                    value.push(c);
+                } else if let Some((_, escaped)) = chars.next() {
+                    value.push(escaped);
+                }
+            }
+            if value.is_empty() {
+                return None;
+            }
+        }
+        let end = chars.peek().map_or(conninfo.len(), |&(i, _)| i);
+        if key == "sslmode" {
+            split.rest.push_str(conninfo.get(kept_to..start)?);
+            kept_to = end;
+            split.sslmode = Some(value);
+        }
+        split.keys.push(key.to_owned());
+    }
+    split.rest.push_str(conninfo.get(kept_to..)?);
+    Some(split)
+}
+
+/// `postgres[ql]://[credentials@]hosts[/dbname][?key=value&…]`, the query
+/// percent-encoded.
+fn split_url(url: &str, scheme_len: usize) -> Option<Conninfo> {
+    // tokio-postgres takes the credentials up to the first '@', then hosts
+    // and path up to the first '?'.
+    let after_scheme = url.get(scheme_len..)?;
+    let hosts = after_scheme.find('@').map_or(0, |at| at + 1);
+    let Some(query) = after_scheme.get(hosts..)?.find('?') else {
+        return Some(Conninfo {
+            rest: url.to_owned(),
+            sslmode: None,
+            keys: Vec::new(),
+        });
+    };
+    let query = scheme_len + hosts + query;
+    let mut split = Conninfo {
+        rest: url.get(..query)?.to_owned(),
+        sslmode: None,
+        keys: Vec::new(),
+    };
+    let mut kept = Vec::new();
+    let pairs = url.get(query + 1..)?;
+    let pairs = pairs.strip_suffix('&').unwrap_or(pairs);
+    for pair in pairs.split('&').filter(|_| !pairs.is_empty()) {
+        let (key, value) = pair.split_once('=')?;
+        let key = percent_decode(key)?;
+        if key == "sslmode" {
+            split.sslmode = Some(percent_decode(value)?);
+        } else {
+            kept.push(pair);
+        }
+        split.keys.push(key);
+    }
+    if !kept.is_empty() {
+        split.rest.push('?');
+        split.rest.push_str(&kept.join("&"));
+    }
+    Some(split)
+}
+
+/// Decodes `%XX` escapes; `None` when the result is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        let hex = |at: usize| b.get(at).and_then(|&h| (h as char).to_digit(16));
+        match (c, hex(i + 1), hex(i + 2)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// `postgres://user@host:port/dbname` (hosts and ports comma-separated),
@@ -760,6 +1075,118 @@ mod tests {
         assert_eq!(pg_time(PG_MIN_TIMESTAMP + PG_EPOCH_MICROS - 1), None);
         // The latest Unix time in microseconds, in the year 294247, fits.
         assert!(pg_time(i64::MAX).is_some());
+    }
+
+    #[test]
+    fn splits_sslmode_off_the_conninfo() {
+        let split = |c: &str| {
+            let s = split_conninfo(c).unwrap();
+            (s.rest, s.sslmode, s.keys.join(","))
+        };
+        let some = |m: &str| Some(m.to_owned());
+        assert_eq!(
+            split("host=db sslmode=verify-full user=vigil"),
+            (
+                "host=db  user=vigil".to_owned(),
+                some("verify-full"),
+                "host,sslmode,user".into()
+            )
+        );
+        assert_eq!(
+            split("sslmode = 'require' password='a b\\' sslmode=x' host=h"),
+            (
+                " password='a b\\' sslmode=x' host=h".to_owned(),
+                some("require"),
+                "sslmode,password,host".into()
+            )
+        );
+        assert_eq!(
+            split("sslmode=disable sslmode=verify\\-ca"),
+            (" ".to_owned(), some("verify-ca"), "sslmode,sslmode".into())
+        );
+        assert_eq!(split("host=db").1, None);
+        assert_eq!(
+            split("postgresql://u:p?w@db:5433/audit?sslmode=verify%2Dfull&application_name=x"),
+            (
+                "postgresql://u:p?w@db:5433/audit?application_name=x".to_owned(),
+                some("verify-full"),
+                "sslmode,application_name".into()
+            )
+        );
+        assert_eq!(
+            split("postgres://db/audit?sslmode=require&"),
+            (
+                "postgres://db/audit".to_owned(),
+                some("require"),
+                "sslmode".into()
+            )
+        );
+        assert_eq!(split("postgres://db/audit?").0, "postgres://db/audit");
+        assert_eq!(split("postgres://db").0, "postgres://db");
+        for bad in ["host=db password='open", "host=", "host", "postgres://db?x"] {
+            assert_eq!(split_conninfo(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn checks_tls_settings() {
+        let ca = std::env::temp_dir().join("vigil-no-such-ca.pem");
+        let new = |conninfo: &str, ca: Option<&std::path::Path>, name: Option<&str>| {
+            let mut c = PostgresConfig::new(conninfo);
+            c.tls_ca = ca.map(Into::into);
+            c.tls_server_name = name.map(Into::into);
+            PostgresTransport::new(c)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(new("host=db user=v", None, None), Ok(()));
+        assert_eq!(new("host=db user=v sslmode=disable", None, None), Ok(()));
+        for (conninfo, ca, name, says) in [
+            ("host=db user=v sslmode=require", None, None, "needs tls_ca"),
+            ("host=db user=v", Some(&*ca), None, "asks for no TLS"),
+            ("host=db user=v", None, Some("db"), "asks for no TLS"),
+            ("host=db user=v sslmode=prefer", None, None, "unencrypted"),
+            ("host=db user=v sslmode=allow", None, None, "unencrypted"),
+            (
+                "host=db user=v sslmode=strict",
+                None,
+                None,
+                "unknown sslmode",
+            ),
+            (
+                "host=/run/pg user=v sslmode=require",
+                Some(&*ca),
+                None,
+                "Unix socket",
+            ),
+            (
+                "host=db user=v sslmode=verify-full",
+                Some(&*ca),
+                None,
+                "vigil-no-such-ca.pem",
+            ),
+            (
+                "host=db user=v sslrootcert=/ca.pem",
+                None,
+                None,
+                "set tls_ca",
+            ),
+            (
+                "host=db user=v sslcert=/c.pem",
+                None,
+                None,
+                "client certificates",
+            ),
+            (
+                "host=db..example user=v sslmode=verify-full",
+                Some(&*ca),
+                None,
+                "tls_server_name",
+            ),
+        ] {
+            let err = new(conninfo, ca, name).unwrap_err();
+            assert!(err.contains(says), "{conninfo}: {err}");
+        }
     }
 
     #[test]

@@ -314,6 +314,12 @@ pub enum SinkKind {
         table: String,
         /// `create_table`: create the table when it is missing.
         create_table: bool,
+        /// `tls_ca`: the CAs the server's certificate must chain to, for an
+        /// `sslmode` in `conninfo` that asks for TLS.
+        tls_ca: Option<PathBuf>,
+        /// `tls_server_name`: the name `sslmode=verify-full` checks (default:
+        /// the host of `conninfo`).
+        tls_server_name: Option<String>,
     },
 }
 

@@ -99,8 +99,8 @@ const KEYS: &[(&str, &[&str])] = &[
     ("keep", &["file"]),
     ("address", &["syslog", "nats"]),
     ("protocol", &["syslog"]),
-    ("tls_ca", &["syslog", "http"]),
-    ("tls_server_name", &["syslog"]),
+    ("tls_ca", &["syslog", "http", "postgres"]),
+    ("tls_server_name", &["syslog", "postgres"]),
     ("tls_cert", &["syslog"]),
     ("tls_key", &["syslog"]),
     ("resend_window_ms", &["syslog"]),
@@ -437,6 +437,8 @@ pub(super) fn network(
                 password_env: env_name(&raw.password_env, at, "password_env")?,
                 table,
                 create_table: raw.create_table.unwrap_or(false),
+                tls_ca: path(&raw.tls_ca, dir, at, "tls_ca")?,
+                tls_server_name: raw.tls_server_name.clone(),
             }
         }
         _ => return Ok(None),
