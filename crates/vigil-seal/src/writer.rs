@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 
 use crate::chain::ChainKey;
 use crate::checkpoint::{Checkpoint, CheckpointSigner};
+use crate::leaves::Leaves;
 use crate::line::{LineFormat, Seal, split_sealed, write_sealed};
 use crate::merkle::{Hash, Tree, hash_from_hex, hash_to_hex, leaf_hash};
 
@@ -162,7 +163,8 @@ pub struct Sealer {
     start_pending: bool,
     prev_mac: Hash,
     next_seq: u64,
-    tree: Tree,
+    /// The Merkle tree, hashed on a thread of its own.
+    leaves: Leaves,
     seg: Segment,
     since_checkpoint: u64,
     last_checkpoint: Instant,
@@ -449,7 +451,7 @@ impl Sealer {
             start_pending: true,
             prev_mac,
             next_seq,
-            tree,
+            leaves: Leaves::new(tree),
             seg,
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
@@ -575,10 +577,11 @@ impl Sealer {
     /// Seals a checkpoint of everything before it, syncs, and writes it to
     /// the `checkpoint` file.
     pub fn checkpoint(&mut self) -> Result<String, SealError> {
+        let tree = self.leaves.tree();
         let cp = Checkpoint {
             origin: self.cfg.origin.clone(),
-            size: self.tree.size(),
-            root: self.tree.root(),
+            size: tree.size(),
+            root: tree.root(),
             extensions: Vec::new(),
         };
         let note = self
@@ -600,14 +603,16 @@ impl Sealer {
         self.write_pending()?;
         self.sync_now()?;
         write_atomic(&self.cfg.dir, "checkpoint", note.as_bytes())?;
+        // The tree with the checkpoint entry in it.
+        let tree = self.leaves.tree();
         let state = State {
             segment: file_name(&self.seg.path),
             offset: self.seg.bytes,
             last_seq: self.next_seq - 1,
             prev_mac: self.prev_mac,
             key_version: self.keys.version,
-            tree_size: self.tree.size(),
-            frontier: self.tree.frontier().to_vec(),
+            tree_size: tree.size(),
+            frontier: tree.frontier().to_vec(),
         };
         write_atomic(&self.cfg.dir, "state", state.encode().as_bytes())?;
         Ok(note)
@@ -706,7 +711,7 @@ impl Sealer {
         // The sealed line goes straight into the write buffer.
         let at = self.seg.pending.len();
         write_sealed(self.cfg.format, &self.record, &seal, &mut self.seg.pending);
-        self.tree.push(leaf_hash(&self.seg.pending[at..]));
+        self.leaves.push(&self.seg.pending[at..]);
         self.seg.pending.push(b'\n');
         self.seg.bytes += (self.seg.pending.len() - at) as u64;
         self.seg.last_seq = seq;
