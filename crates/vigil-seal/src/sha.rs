@@ -75,19 +75,6 @@ impl Blocks {
         }
     }
 
-    /// A computation whose first block, `block`, is already hashed (an
-    /// HMAC key block).
-    fn after(block: &[u8; 64]) -> Blocks {
-        let mut state = IV;
-        sha2::block_api::compress256(&mut state, std::slice::from_ref(block));
-        Blocks {
-            state,
-            buf: [0; 64],
-            n: 0,
-            len: 64,
-        }
-    }
-
     #[inline]
     fn update(&mut self, mut data: &[u8]) {
         self.len += data.len() as u64;
@@ -199,6 +186,51 @@ pub(crate) fn sha256_secret(label: &[u8], secret: &[u8; 32]) -> Hash {
     digest_of(&state)
 }
 
+/// An HMAC-SHA256 key's two blocks, hashed: the states its inner and outer
+/// hashes start from, as secret as the key. Erased when dropped.
+pub(crate) struct HmacKey {
+    inner: [u32; 8],
+    outer: [u32; 8],
+}
+
+impl HmacKey {
+    /// The hashed key blocks of `key`, when this CPU has SHA extensions
+    /// (ring's digest, used otherwise, does not expose its state).
+    pub(crate) fn new(key: &[u8; 32]) -> Option<HmacKey> {
+        hardware().then(|| HmacKey::hash(key))
+    }
+
+    fn hash(key: &[u8; 32]) -> HmacKey {
+        let mut pad = [0x36u8; 64];
+        for (p, k) in pad.iter_mut().zip(key) {
+            *p ^= k;
+        }
+        let mut inner = IV;
+        sha2::block_api::compress256(&mut inner, std::slice::from_ref(&pad));
+        // 0x36 ^ 0x5c turns the inner pad into the outer one.
+        for p in &mut pad {
+            *p ^= 0x36 ^ 0x5c;
+        }
+        let mut outer = IV;
+        sha2::block_api::compress256(&mut outer, std::slice::from_ref(&pad));
+        // As a slice: one fill and a barrier, not a volatile write per byte.
+        pad.as_mut_slice().zeroize();
+        HmacKey { inner, outer }
+    }
+
+    /// Erases the states.
+    pub(crate) fn erase(&mut self) {
+        self.inner.as_mut_slice().zeroize();
+        self.outer.as_mut_slice().zeroize();
+    }
+}
+
+impl Drop for HmacKey {
+    fn drop(&mut self) {
+        self.erase();
+    }
+}
+
 /// An HMAC-SHA256 computation in progress, under a 32-byte key.
 pub(crate) struct Hmac(HmacImp);
 
@@ -222,32 +254,37 @@ impl Hmac {
     }
 
     fn with(key: &[u8; 32], blocks: bool) -> Hmac {
+        if blocks {
+            return Hmac::keyed(&HmacKey::hash(key));
+        }
         let mut pad = [0x36u8; 64];
         for (p, k) in pad.iter_mut().zip(key) {
             *p ^= k;
         }
-        let imp = if blocks {
-            let inner = Blocks::after(&pad);
-            // 0x36 ^ 0x5c turns the inner pad into the outer one.
-            for p in &mut pad {
-                *p ^= 0x36 ^ 0x5c;
-            }
-            let mut outer = IV;
-            sha2::block_api::compress256(&mut outer, std::slice::from_ref(&pad));
-            HmacImp::Blocks { inner, outer }
-        } else {
-            let mut inner = Sha256::with(false);
-            inner.update(&pad);
-            for p in &mut pad {
-                *p ^= 0x36 ^ 0x5c;
-            }
-            let mut outer = Sha256::with(false);
-            outer.update(&pad);
-            HmacImp::Ring { inner, outer }
-        };
-        // As a slice: one fill and a barrier, not a volatile write per byte.
+        let mut inner = Sha256::with(false);
+        inner.update(&pad);
+        // 0x36 ^ 0x5c turns the inner pad into the outer one.
+        for p in &mut pad {
+            *p ^= 0x36 ^ 0x5c;
+        }
+        let mut outer = Sha256::with(false);
+        outer.update(&pad);
         pad.as_mut_slice().zeroize();
-        Hmac(imp)
+        Hmac(HmacImp::Ring { inner, outer })
+    }
+
+    /// Starts an HMAC whose key blocks were hashed already.
+    pub(crate) fn keyed(key: &HmacKey) -> Hmac {
+        let inner = Blocks {
+            state: key.inner,
+            buf: [0; 64],
+            n: 0,
+            len: 64,
+        };
+        Hmac(HmacImp::Blocks {
+            inner,
+            outer: key.outer,
+        })
     }
 
     #[inline]
@@ -312,6 +349,16 @@ mod tests {
                 assert_eq!(&m.finish()[..], want.as_ref(), "hmac {n} {blocks}");
             }
         }
+    }
+
+    #[test]
+    fn hashed_key_blocks_give_the_same_hmac() {
+        let key: [u8; 32] = std::array::from_fn(|i| (3 * i) as u8);
+        let d = data(300);
+        let want = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &key), &d);
+        let mut m = Hmac::keyed(&HmacKey::hash(&key));
+        m.update(&d);
+        assert_eq!(&m.finish()[..], want.as_ref());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use vigil_event::{Event, catalog};
 use zeroize::Zeroizing;
 
-use crate::chain::ChainKey;
+use crate::chain::KeyStream;
 use crate::checkpoint::{Checkpoint, CheckpointSigner};
 use crate::leaves::Leaves;
 use crate::line::{LineFormat, Seal, split_sealed, write_sealed};
@@ -159,7 +159,7 @@ pub struct Sealer {
     cfg: SealConfig,
     keys: SealKeys,
     origin: Arc<str>,
-    chain: ChainKey,
+    chain: KeyStream,
     start_pending: bool,
     prev_mac: Hash,
     next_seq: u64,
@@ -442,7 +442,7 @@ impl Sealer {
             st.synced = next_seq - 1;
             st.file = Some(seg.file.clone());
         }
-        let chain = ChainKey::start(&keys.audit_key, &cfg.origin, next_seq);
+        let chain = KeyStream::start(&keys.audit_key, &cfg.origin, next_seq);
         let mut sealer = Sealer {
             cfg,
             keys,
@@ -638,7 +638,7 @@ impl Sealer {
         self.checkpoint()?;
         self.keys.version = version;
         self.keys.audit_key = audit_key;
-        self.chain = ChainKey::start(&self.keys.audit_key, &self.cfg.origin, self.next_seq);
+        self.chain = KeyStream::start(&self.keys.audit_key, &self.cfg.origin, self.next_seq);
         self.start_pending = true;
         let started = Event::new(catalog::AUDIT_CHAIN_STARTED, "audit chain started")
             .field("key_version", version)
@@ -692,7 +692,7 @@ impl Sealer {
             .event_format()
             .write(event, &mut self.record);
         let start = self.start_pending;
-        let mac = self.chain.mac(
+        let mac = self.chain.mac_and_evolve(
             seq,
             self.keys.version,
             start,
@@ -715,7 +715,6 @@ impl Sealer {
         self.seg.pending.push(b'\n');
         self.seg.bytes += (self.seg.pending.len() - at) as u64;
         self.seg.last_seq = seq;
-        self.chain.evolve();
         self.prev_mac = mac;
         self.start_pending = false;
         self.next_seq += 1;
