@@ -371,13 +371,15 @@ fn push_u64(out: &mut Vec<u8>, mut v: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
-/// Appends `bytes` as lower-case hex.
-fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+/// Appends a hash as lower-case hex.
+fn push_hex(out: &mut Vec<u8>, hash: &Hash) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for &b in bytes {
-        out.push(HEX[usize::from(b >> 4)]);
-        out.push(HEX[usize::from(b & 15)]);
+    // Into a fixed buffer, then one copy: no capacity check per digit.
+    let mut digits = [0u8; 64];
+    for (pair, &b) in digits.as_chunks_mut::<2>().0.iter_mut().zip(hash) {
+        *pair = [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]];
     }
+    out.extend_from_slice(&digits);
 }
 
 #[cfg(test)]
