@@ -107,8 +107,14 @@ fn entry_mac(
     m.finish()
 }
 
-/// Keys hashed ahead per batch.
-const KEYS_BATCH: usize = 64;
+/// Keys hashed ahead per batch (8 KiB): each batch may cost a wake-up of
+/// the thread, a system call.
+const KEYS_BATCH: usize = 128;
+
+/// Batches waiting for the sealer, besides the one it uses and the one the
+/// thread hashes: how long the thread may wait for a CPU before the sealer
+/// waits for it.
+const KEYS_AHEAD: usize = 2;
 
 /// The sealer's chain: [`ChainKey`]'s MACs, with the key blocks of the next
 /// entries' HMACs and the key evolution hashed ahead on a thread of their
@@ -147,7 +153,7 @@ impl KeyStream {
         }
         // The key moves into the thread, so it cannot come back if the
         // thread does not start: derive it again then.
-        let (tx, rx) = mpsc::sync_channel(1);
+        let (tx, rx) = mpsc::sync_channel(KEYS_AHEAD);
         let spawned = std::thread::Builder::new()
             .name("vigil-seal-keys".into())
             .spawn(move || hash_keys(key, &tx));

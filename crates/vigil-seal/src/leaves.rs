@@ -17,11 +17,13 @@ use std::thread::JoinHandle;
 
 use crate::merkle::{Tree, leaf_hash};
 
-/// Bytes of sealed lines sent to the thread at once.
-const BATCH: usize = 64 * 1024;
+/// Bytes of sealed lines sent to the thread at once (about 200 lines): each
+/// batch may cost a wake-up of the thread, a system call.
+const BATCH: usize = 128 * 1024;
 
 /// Batches in flight to the thread: bounds the memory and how far the
-/// hashing may fall behind the sealing.
+/// hashing may fall behind the sealing before the sealer waits, for
+/// instance while the thread waits for a CPU.
 const BATCHES_AHEAD: usize = 4;
 
 /// The Merkle tree of the sealed lines.
