@@ -54,8 +54,9 @@
 //! # Memory
 //!
 //! A few chunks of lines read ahead (four of 256 KiB, larger only for a
-//! longer line), the Merkle tree's frontier (at most 64 hashes, and a copy
-//! of it in the reader thread) and the kept checkpoints. Only to name a
+//! longer line), the Merkle tree's frontier (at most 64 hashes, and with
+//! the audit keys a copy of it in the reader thread) and the kept
+//! checkpoints. Only to name a
 //! failure does the verifier look further: at most the rest of the current
 //! segment, two lines of the next one and the first line of each later
 //! segment.
@@ -63,9 +64,11 @@
 //! # Threads
 //!
 //! Each segment file is read by a second thread, which splits it into
-//! lines and hashes them into a copy of the Merkle tree, while the calling
-//! thread checks the lines in order: seals, the MAC chain, seqs,
-//! checkpoints. The hashing splits about evenly between the two.
+//! lines and hashes them as Merkle leaves, while the calling thread checks
+//! the lines in order: seals, the MAC chain, seqs, checkpoints. With the
+//! audit keys the reader also hashes the leaves into a copy of the Merkle
+//! tree, and the hashing splits about evenly between the two; without them
+//! the calling thread builds the tree from the leaves.
 //!
 //! # Resuming
 //!
@@ -645,12 +648,14 @@ impl<'v, 'a> Run<'v, 'a> {
         }
         self.file.clone_from(path);
         let next = segments.get(idx + 1).map(|(_, p)| p.as_path());
-        let tree = self.tree.clone();
         // A second thread reads the file, splits it into lines and hashes
         // them into a copy of the Merkle tree, while this one checks them in
         // order (seals, the MAC chain, everything else). Both
         // trees take every line in the same order until this one stops, so
-        // the copy's hashes are this tree's.
+        // the copy's hashes are this tree's. Without the audit keys this
+        // thread has little else to do: it builds the tree itself from the
+        // leaves.
+        let tree = self.v.keys.is_some().then(|| self.tree.clone());
         std::thread::scope(|scope| {
             let (tx, rx) = mpsc::sync_channel(CHUNKS_AHEAD);
             let (back_tx, back_rx) = mpsc::channel();
@@ -783,10 +788,11 @@ impl<'v, 'a> Run<'v, 'a> {
             }
             self.last_checkpoint = seal.seq;
         }
-        if hashed.size == self.tree.size() {
-            self.tree.push_merged(hashed.merged);
-        } else {
-            self.tree.push(hashed.leaf);
+        match hashed.merged {
+            Some((size, merged)) if size == self.tree.size() => self.tree.push_merged(merged),
+            _ => {
+                self.tree.push(hashed.leaf);
+            }
         }
         self.check_external(path, lineno, seal.seq);
         if self.report.failure.is_some() {
@@ -1192,14 +1198,13 @@ fn first_starting_at(
     })
 }
 
-/// A line's Merkle leaf hash, and what pushing it into the reader
-/// thread's tree of `size` leaves left as the tree's last hash
-/// ([`Tree::push_merged`]).
+/// A line's Merkle leaf hash, and, when the reader thread keeps a tree,
+/// its size before the line and what pushing the line left as its last
+/// hash ([`Tree::push_merged`]).
 #[derive(Clone, Copy)]
 struct Hashed {
     leaf: Hash,
-    size: u64,
-    merged: Hash,
+    merged: Option<(u64, Hash)>,
 }
 
 /// Lines of a segment file read by [`read_chunks`].
@@ -1246,12 +1251,12 @@ impl At<'_> {
 }
 
 /// Reads a segment file from where `file` stands, in chunks of whole lines,
-/// hashes each line as a Merkle leaf into `tree`, and sends the chunks on
-/// `tx`; takes chunks to reuse from `back`. Stops at the end of the file, on
-/// an error (which it sends) or when the receiver is gone.
+/// hashes each line as a Merkle leaf (into `tree`, if given), and sends the
+/// chunks on `tx`; takes chunks to reuse from `back`. Stops at the end of
+/// the file, on an error (which it sends) or when the receiver is gone.
 fn read_chunks(
     mut file: File,
-    mut tree: Tree,
+    mut tree: Option<Tree>,
     tx: &SyncSender<io::Result<Chunk>>,
     back: &Receiver<Chunk>,
 ) {
@@ -1305,15 +1310,14 @@ fn read_chunks(
 }
 
 /// Hashes the line at `start..end` of `chunk` and adds it.
-fn push_line(chunk: &mut Chunk, start: usize, end: usize, taken: usize, tree: &mut Tree) {
+fn push_line(chunk: &mut Chunk, start: usize, end: usize, taken: usize, tree: &mut Option<Tree>) {
     let leaf = leaf_hash(&chunk.buf[start..end]);
-    let size = tree.size();
-    tree.push(leaf);
-    let hashed = Hashed {
-        leaf,
-        size,
-        merged: tree.last().copied().unwrap_or(leaf),
-    };
+    let merged = tree.as_mut().map(|tree| {
+        let size = tree.size();
+        tree.push(leaf);
+        (size, tree.last().copied().unwrap_or(leaf))
+    });
+    let hashed = Hashed { leaf, merged };
     chunk.lines.push(LineInfo {
         start,
         end,
