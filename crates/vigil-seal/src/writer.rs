@@ -155,6 +155,12 @@ pub struct Recovery {
 
 /// Seals events into an audit directory. Single writer: call it from one
 /// thread (vigil's pipeline worker).
+///
+/// With more than one CPU it hashes part of each entry on threads of its
+/// own: the Merkle leaves and tree (`vigil-seal-tree`), needed only at
+/// checkpoints, and the chain's keys ahead of the entries
+/// (`vigil-seal-keys`). With `sync = "interval"` a third thread syncs the
+/// file (`vigil-seal-sync`).
 pub struct Sealer {
     cfg: SealConfig,
     keys: SealKeys,
