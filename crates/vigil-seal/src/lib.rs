@@ -58,6 +58,7 @@
 pub mod acra;
 mod chain;
 mod checkpoint;
+mod leaves;
 mod line;
 mod merkle;
 mod sha;

@@ -202,7 +202,17 @@ pub fn split_sealed(format: LineFormat, line: &[u8]) -> Result<(Cow<'_, [u8]>, S
 /// Parses a sealed line (without its newline): where its seal starts, and
 /// the seal. [`record_parts`] gives the record without copying it.
 pub fn parse_sealed(format: LineFormat, line: &[u8]) -> Result<(usize, Seal), LineError> {
-    let t = format.tokens();
+    // One copy of the parser per format, so that the tokens' lengths are
+    // constants and comparing them takes no call.
+    match format {
+        LineFormat::Cef => parse_with(format, &CEF, line),
+        LineFormat::Json => parse_with(format, &JSON, line),
+        LineFormat::Text => parse_with(format, &TEXT, line),
+    }
+}
+
+#[inline(always)]
+fn parse_with(format: LineFormat, t: &Tokens, line: &[u8]) -> Result<(usize, Seal), LineError> {
     let at = rfind(line, t.open).ok_or(LineError::NoSeal)?;
     let mut p = Parser {
         s: &line[at + t.open.len()..],
@@ -278,16 +288,26 @@ impl Parser<'_> {
 
     fn hex32(&mut self) -> Option<Hash> {
         let (digits, rest) = self.s.split_first_chunk::<64>()?;
-        let mut out = [0u8; 32];
-        // Invalid digits map to 0xff: one check for all of them at the end.
-        let mut bad = 0u8;
-        for (o, pair) in out.iter_mut().zip(digits.as_chunks::<2>().0) {
-            let (hi, lo) = (HEX_VAL[usize::from(pair[0])], HEX_VAL[usize::from(pair[1])]);
-            bad |= hi | lo;
-            *o = (hi << 4) | (lo & 15);
+        // Arithmetic rather than a table, without branches, so that the
+        // compiler vectorises it; one check for all digits at the end.
+        let mut values = [0u8; 64];
+        let mut valid = true;
+        for (v, &c) in values.iter_mut().zip(digits) {
+            let digit = c.wrapping_sub(b'0');
+            let letter = c.wrapping_sub(b'a');
+            valid &= (digit < 10) | (letter < 6);
+            *v = if digit < 10 {
+                digit
+            } else {
+                letter.wrapping_add(10)
+            };
         }
-        if bad & 0xf0 != 0 {
+        if !valid {
             return None;
+        }
+        let mut out = [0u8; 32];
+        for (o, pair) in out.iter_mut().zip(values.as_chunks::<2>().0) {
+            *o = (pair[0] << 4) | pair[1];
         }
         self.s = rest;
         Some(out)
@@ -313,29 +333,13 @@ impl Parser<'_> {
     }
 }
 
-/// The value of each lower-case hex digit; 0xff for every other byte.
-static HEX_VAL: [u8; 256] = {
-    let mut t = [0xffu8; 256];
-    let mut i = 0;
-    while i < 10 {
-        t[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        t[b'a' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    t
-};
-
 /// The last occurrence of `needle` (not empty) in `hay`.
 fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let (&first, rest) = needle.split_first()?;
     // Candidates start before `end`. Look for the first byte, then compare
     // the rest: a call to compare at every position costs more.
     let mut end = hay.len().checked_sub(needle.len())? + 1;
-    while let Some(i) = hay[..end].iter().rposition(|&b| b == first) {
+    while let Some(i) = memchr::memrchr(first, &hay[..end]) {
         if hay[i + 1..].starts_with(rest) {
             return Some(i);
         }
@@ -367,13 +371,15 @@ fn push_u64(out: &mut Vec<u8>, mut v: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
-/// Appends `bytes` as lower-case hex.
-fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+/// Appends a hash as lower-case hex.
+fn push_hex(out: &mut Vec<u8>, hash: &Hash) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for &b in bytes {
-        out.push(HEX[usize::from(b >> 4)]);
-        out.push(HEX[usize::from(b & 15)]);
+    // Into a fixed buffer, then one copy: no capacity check per digit.
+    let mut digits = [0u8; 64];
+    for (pair, &b) in digits.as_chunks_mut::<2>().0.iter_mut().zip(hash) {
+        *pair = [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]];
     }
+    out.extend_from_slice(&digits);
 }
 
 #[cfg(test)]

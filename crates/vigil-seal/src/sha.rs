@@ -48,7 +48,9 @@ pub(crate) struct Sha256(Imp);
 #[derive(Clone)]
 enum Imp {
     Blocks(Blocks),
-    Ring(digest::Context),
+    /// Boxed: ring's context is twice the size of `Blocks`, and the hashes
+    /// of the fast path should not be moved around at that size.
+    Ring(Box<digest::Context>),
 }
 
 /// SHA-256 over the `sha2` block function: the state, a partial block and
@@ -73,6 +75,7 @@ impl Blocks {
         }
     }
 
+    #[inline]
     fn update(&mut self, mut data: &[u8]) {
         self.len += data.len() as u64;
         if self.n > 0 {
@@ -83,7 +86,7 @@ impl Blocks {
             if self.n < 64 {
                 return;
             }
-            sha2::block_api::compress256(&mut self.state, &[self.buf]);
+            sha2::block_api::compress256(&mut self.state, std::slice::from_ref(&self.buf));
             self.n = 0;
         }
         let (blocks, rest) = data.as_chunks::<64>();
@@ -94,23 +97,30 @@ impl Blocks {
         self.n = rest.len();
     }
 
-    fn finish(mut self) -> Hash {
+    /// Pads and hashes the last block(s), in place.
+    fn finish(&mut self) -> Hash {
         let bits = self.len.wrapping_mul(8);
         let n = self.n;
         self.buf[n] = 0x80;
         self.buf[n + 1..].fill(0);
         if n + 1 > 56 {
-            sha2::block_api::compress256(&mut self.state, &[self.buf]);
+            sha2::block_api::compress256(&mut self.state, std::slice::from_ref(&self.buf));
             self.buf = [0; 64];
         }
         self.buf[56..].copy_from_slice(&bits.to_be_bytes());
-        sha2::block_api::compress256(&mut self.state, &[self.buf]);
-        let mut out = [0u8; 32];
-        for (o, w) in out.chunks_exact_mut(4).zip(self.state) {
-            o.copy_from_slice(&w.to_be_bytes());
-        }
-        out
+        sha2::block_api::compress256(&mut self.state, std::slice::from_ref(&self.buf));
+        digest_of(&self.state)
     }
+}
+
+/// The digest of a final state.
+#[inline]
+fn digest_of(state: &[u32; 8]) -> Hash {
+    let mut out = [0u8; 32];
+    for (o, w) in out.chunks_exact_mut(4).zip(state) {
+        o.copy_from_slice(&w.to_be_bytes());
+    }
+    out
 }
 
 impl Sha256 {
@@ -125,10 +135,11 @@ impl Sha256 {
         Sha256(if blocks {
             Imp::Blocks(Blocks::new())
         } else {
-            Imp::Ring(digest::Context::new(&digest::SHA256))
+            Imp::Ring(Box::new(digest::Context::new(&digest::SHA256)))
         })
     }
 
+    #[inline]
     pub(crate) fn update(&mut self, data: &[u8]) {
         match &mut self.0 {
             Imp::Blocks(b) => b.update(data),
@@ -138,10 +149,10 @@ impl Sha256 {
 
     pub(crate) fn finish(self) -> Hash {
         match self.0 {
-            Imp::Blocks(b) => b.finish(),
+            Imp::Blocks(mut b) => b.finish(),
             Imp::Ring(c) => {
                 let mut out = [0u8; 32];
-                out.copy_from_slice(c.finish().as_ref());
+                out.copy_from_slice((*c).finish().as_ref());
                 out
             }
         }
@@ -157,30 +168,83 @@ pub(crate) fn sha256(parts: &[&[u8]]) -> Hash {
     h.finish()
 }
 
-/// SHA-256 of a message of at most 55 bytes that holds a secret: the
-/// block it is hashed in is erased afterwards.
-pub(crate) fn sha256_secret(msg: &[u8]) -> Hash {
-    if msg.len() > 55 || !hardware() {
-        return sha256(&[msg]);
+/// SHA-256 of `label || secret`, at most 55 bytes: the block it is hashed
+/// in is erased afterwards.
+pub(crate) fn sha256_secret(label: &[u8], secret: &[u8; 32]) -> Hash {
+    let len = label.len() + secret.len();
+    if len > 55 || !hardware() {
+        return sha256(&[label, secret]);
     }
     let mut block = [0u8; 64];
-    block[..msg.len()].copy_from_slice(msg);
-    block[msg.len()] = 0x80;
-    block[56..].copy_from_slice(&(msg.len() as u64 * 8).to_be_bytes());
+    block[..label.len()].copy_from_slice(label);
+    block[label.len()..len].copy_from_slice(secret);
+    block[len] = 0x80;
+    block[56..].copy_from_slice(&(len as u64 * 8).to_be_bytes());
     let mut state = IV;
-    sha2::block_api::compress256(&mut state, &[block]);
-    block.zeroize();
-    let mut out = [0u8; 32];
-    for (o, w) in out.chunks_exact_mut(4).zip(state) {
-        o.copy_from_slice(&w.to_be_bytes());
+    sha2::block_api::compress256(&mut state, std::slice::from_ref(&block));
+    block.as_mut_slice().zeroize();
+    digest_of(&state)
+}
+
+/// An HMAC-SHA256 key's two blocks, hashed: the states its inner and outer
+/// hashes start from, as secret as the key. Erased when dropped.
+pub(crate) struct HmacKey {
+    inner: [u32; 8],
+    outer: [u32; 8],
+}
+
+impl HmacKey {
+    /// The hashed key blocks of `key`, when this CPU has SHA extensions
+    /// (ring's digest, used otherwise, does not expose its state).
+    pub(crate) fn new(key: &[u8; 32]) -> Option<HmacKey> {
+        hardware().then(|| HmacKey::hash(key))
     }
-    out
+
+    fn hash(key: &[u8; 32]) -> HmacKey {
+        let mut pad = [0x36u8; 64];
+        for (p, k) in pad.iter_mut().zip(key) {
+            *p ^= k;
+        }
+        let mut inner = IV;
+        sha2::block_api::compress256(&mut inner, std::slice::from_ref(&pad));
+        // 0x36 ^ 0x5c turns the inner pad into the outer one.
+        for p in &mut pad {
+            *p ^= 0x36 ^ 0x5c;
+        }
+        let mut outer = IV;
+        sha2::block_api::compress256(&mut outer, std::slice::from_ref(&pad));
+        // As a slice: one fill and a barrier, not a volatile write per byte.
+        pad.as_mut_slice().zeroize();
+        HmacKey { inner, outer }
+    }
+
+    /// Erases the states.
+    pub(crate) fn erase(&mut self) {
+        self.inner.as_mut_slice().zeroize();
+        self.outer.as_mut_slice().zeroize();
+    }
+}
+
+impl Drop for HmacKey {
+    fn drop(&mut self) {
+        self.erase();
+    }
 }
 
 /// An HMAC-SHA256 computation in progress, under a 32-byte key.
-pub(crate) struct Hmac {
-    inner: Sha256,
-    outer: Sha256,
+pub(crate) struct Hmac(HmacImp);
+
+enum HmacImp {
+    /// The inner hash, and the outer one's state after its key block: the
+    /// outer hash is one more block.
+    Blocks {
+        inner: Blocks,
+        outer: [u32; 8],
+    },
+    Ring {
+        inner: Sha256,
+        outer: Sha256,
+    },
 }
 
 impl Hmac {
@@ -190,30 +254,67 @@ impl Hmac {
     }
 
     fn with(key: &[u8; 32], blocks: bool) -> Hmac {
+        if blocks {
+            return Hmac::keyed(&HmacKey::hash(key));
+        }
         let mut pad = [0x36u8; 64];
         for (p, k) in pad.iter_mut().zip(key) {
             *p ^= k;
         }
-        let mut inner = Sha256::with(blocks);
+        let mut inner = Sha256::with(false);
         inner.update(&pad);
         // 0x36 ^ 0x5c turns the inner pad into the outer one.
         for p in &mut pad {
             *p ^= 0x36 ^ 0x5c;
         }
-        let mut outer = Sha256::with(blocks);
+        let mut outer = Sha256::with(false);
         outer.update(&pad);
-        pad.zeroize();
-        Hmac { inner, outer }
+        pad.as_mut_slice().zeroize();
+        Hmac(HmacImp::Ring { inner, outer })
     }
 
+    /// Starts an HMAC whose key blocks were hashed already.
+    pub(crate) fn keyed(key: &HmacKey) -> Hmac {
+        let inner = Blocks {
+            state: key.inner,
+            buf: [0; 64],
+            n: 0,
+            len: 64,
+        };
+        Hmac(HmacImp::Blocks {
+            inner,
+            outer: key.outer,
+        })
+    }
+
+    #[inline]
     pub(crate) fn update(&mut self, data: &[u8]) {
-        self.inner.update(data);
+        match &mut self.0 {
+            HmacImp::Blocks { inner, .. } => inner.update(data),
+            HmacImp::Ring { inner, .. } => inner.update(data),
+        }
     }
 
     pub(crate) fn finish(self) -> Hash {
-        let Hmac { inner, mut outer } = self;
-        outer.update(&inner.finish());
-        outer.finish()
+        match self.0 {
+            HmacImp::Blocks {
+                mut inner,
+                mut outer,
+            } => {
+                // The outer message is the key block and the inner hash:
+                // 96 bytes, padded in one block.
+                let mut block = [0u8; 64];
+                block[..32].copy_from_slice(&inner.finish());
+                block[32] = 0x80;
+                block[56..].copy_from_slice(&(96u64 * 8).to_be_bytes());
+                sha2::block_api::compress256(&mut outer, std::slice::from_ref(&block));
+                digest_of(&outer)
+            }
+            HmacImp::Ring { inner, mut outer } => {
+                outer.update(&inner.finish());
+                outer.finish()
+            }
+        }
     }
 }
 
@@ -251,10 +352,21 @@ mod tests {
     }
 
     #[test]
+    fn hashed_key_blocks_give_the_same_hmac() {
+        let key: [u8; 32] = std::array::from_fn(|i| (3 * i) as u8);
+        let d = data(300);
+        let want = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &key), &d);
+        let mut m = Hmac::keyed(&HmacKey::hash(&key));
+        m.update(&d);
+        assert_eq!(&m.finish()[..], want.as_ref());
+    }
+
+    #[test]
     fn secret_hashing_agrees() {
-        for n in 0..80 {
+        let secret: [u8; 32] = std::array::from_fn(|i| i as u8);
+        for n in 0..40 {
             let d = data(n);
-            assert_eq!(sha256_secret(&d), sha256(&[&d]), "{n}");
+            assert_eq!(sha256_secret(&d, &secret), sha256(&[&d, &secret]), "{n}");
         }
     }
 

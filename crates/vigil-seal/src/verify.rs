@@ -54,8 +54,9 @@
 //! # Memory
 //!
 //! A few chunks of lines read ahead (four of 256 KiB, larger only for a
-//! longer line), the Merkle tree's frontier (at most 64 hashes, and a copy
-//! of it in the reader thread) and the kept checkpoints. Only to name a
+//! longer line), the Merkle tree's frontier (at most 64 hashes, and with
+//! the audit keys a copy of it in the reader thread) and the kept
+//! checkpoints. Only to name a
 //! failure does the verifier look further: at most the rest of the current
 //! segment, two lines of the next one and the first line of each later
 //! segment.
@@ -63,9 +64,11 @@
 //! # Threads
 //!
 //! Each segment file is read by a second thread, which splits it into
-//! lines, parses their seals and hashes them into a copy of the Merkle
-//! tree, while the calling thread checks the lines in order: the MAC chain,
-//! seqs, checkpoints. The hashing splits about evenly between the two.
+//! lines and hashes them as Merkle leaves, while the calling thread checks
+//! the lines in order: seals, the MAC chain, seqs, checkpoints. With the
+//! audit keys the reader also hashes the leaves into a copy of the Merkle
+//! tree, and the hashing splits about evenly between the two; without them
+//! the calling thread builds the tree from the leaves.
 //!
 //! # Resuming
 //!
@@ -86,7 +89,7 @@ use zeroize::Zeroizing;
 
 use crate::chain::{ChainKey, mac_eq};
 use crate::checkpoint::{Checkpoint, CheckpointVerifier, parse_unverified};
-use crate::line::{LineError, LineFormat, Seal, parse_sealed, record_parts};
+use crate::line::{LineFormat, Seal, parse_sealed, record_parts};
 use crate::merkle::{Hash, Tree, leaf_hash};
 use crate::writer::parse_segment_name;
 
@@ -645,23 +648,24 @@ impl<'v, 'a> Run<'v, 'a> {
         }
         self.file.clone_from(path);
         let next = segments.get(idx + 1).map(|(_, p)| p.as_path());
-        let format = self.format;
-        let tree = self.tree.clone();
-        // A second thread reads the file, splits it into lines, parses their
-        // seals and hashes them into a copy of the Merkle tree, while this
-        // one checks them in order (the MAC chain, everything else). Both
+        // A second thread reads the file, splits it into lines and hashes
+        // them into a copy of the Merkle tree, while this one checks them in
+        // order (seals, the MAC chain, everything else). Both
         // trees take every line in the same order until this one stops, so
-        // the copy's hashes are this tree's.
+        // the copy's hashes are this tree's. Without the audit keys this
+        // thread has little else to do: it builds the tree itself from the
+        // leaves.
+        let tree = self.v.keys.is_some().then(|| self.tree.clone());
         std::thread::scope(|scope| {
             let (tx, rx) = mpsc::sync_channel(CHUNKS_AHEAD);
             let (back_tx, back_rx) = mpsc::channel();
-            scope.spawn(move || read_chunks(file, format, tree, &tx, &back_rx));
+            scope.spawn(move || read_chunks(file, tree, &tx, &back_rx));
             let mut lines = Lines::new(rx, back_tx, path, next);
             let mut first = offset == 0;
             let mut result = Ok(());
             let mut stop = false;
             while !stop {
-                let mut chunk = match lines.next_chunk() {
+                let chunk = match lines.next_chunk() {
                     Ok(Some(chunk)) => chunk,
                     Ok(None) => break,
                     Err(e) => {
@@ -671,7 +675,6 @@ impl<'v, 'a> Run<'v, 'a> {
                 };
                 let mut verified = 0;
                 for i in 0..chunk.lines.len() {
-                    let parsed = chunk.lines[i].parsed.take();
                     let (taken, hashed) = (chunk.lines[i].taken, chunk.lines[i].hashed);
                     self.file_line += 1;
                     self.file_offset += taken;
@@ -681,7 +684,7 @@ impl<'v, 'a> Run<'v, 'a> {
                         chunk: &chunk,
                         idx: i,
                     };
-                    match self.entry(chunk.line(i), hashed, parsed, &mut lines, &here, start) {
+                    match self.entry(chunk.line(i), hashed, &mut lines, &here, start) {
                         Ok(true) => verified = i + 1,
                         Ok(false) => stop = true,
                         Err(e) => {
@@ -713,7 +716,6 @@ impl<'v, 'a> Run<'v, 'a> {
         &mut self,
         line: &[u8],
         hashed: Hashed,
-        parsed: Parsed,
         lines: &mut Lines<'_>,
         here: &At<'_>,
         start: Option<(usize, u64)>,
@@ -741,11 +743,7 @@ impl<'v, 'a> Run<'v, 'a> {
                 }
             },
         };
-        let parsed = match parsed {
-            Some((f, p)) if f == format => p,
-            _ => parse_sealed(format, line),
-        };
-        let Ok((at, seal)) = parsed else {
+        let Ok((at, seal)) = parse_sealed(format, line) else {
             let msg = "line is not a sealed entry".to_string();
             self.fail(FailureKind::Malformed, path, lineno, None, msg);
             return Ok(false);
@@ -790,10 +788,11 @@ impl<'v, 'a> Run<'v, 'a> {
             }
             self.last_checkpoint = seal.seq;
         }
-        if hashed.size == self.tree.size() {
-            self.tree.push_merged(hashed.merged);
-        } else {
-            self.tree.push(hashed.leaf);
+        match hashed.merged {
+            Some((size, merged)) if size == self.tree.size() => self.tree.push_merged(merged),
+            _ => {
+                self.tree.push(hashed.leaf);
+            }
         }
         self.check_external(path, lineno, seal.seq);
         if self.report.failure.is_some() {
@@ -1199,18 +1198,13 @@ fn first_starting_at(
     })
 }
 
-/// A line's seal parsed by the reader thread, with the format it was
-/// parsed as; `None` before the format is known.
-type Parsed = Option<(LineFormat, Result<(usize, Seal), LineError>)>;
-
-/// A line's Merkle leaf hash, and what pushing it into the reader
-/// thread's tree of `size` leaves left as the tree's last hash
-/// ([`Tree::push_merged`]).
+/// A line's Merkle leaf hash, and, when the reader thread keeps a tree,
+/// its size before the line and what pushing the line left as its last
+/// hash ([`Tree::push_merged`]).
 #[derive(Clone, Copy)]
 struct Hashed {
     leaf: Hash,
-    size: u64,
-    merged: Hash,
+    merged: Option<(u64, Hash)>,
 }
 
 /// Lines of a segment file read by [`read_chunks`].
@@ -1228,7 +1222,6 @@ struct LineInfo {
     /// The bytes it took in the file.
     taken: u64,
     hashed: Hashed,
-    parsed: Parsed,
 }
 
 impl Chunk {
@@ -1258,19 +1251,16 @@ impl At<'_> {
 }
 
 /// Reads a segment file from where `file` stands, in chunks of whole lines,
-/// hashes each line as a Merkle leaf into `tree` and parses its seal as
-/// `format` (or the format its first line has), and sends the chunks on `tx`; takes
-/// chunks to reuse from `back`. Stops at the end of the file, on an error
-/// (which it sends) or when the receiver is gone.
+/// hashes each line as a Merkle leaf (into `tree`, if given), and sends the
+/// chunks on `tx`; takes chunks to reuse from `back`. Stops at the end of
+/// the file, on an error (which it sends) or when the receiver is gone.
 fn read_chunks(
     mut file: File,
-    mut format: Option<LineFormat>,
-    mut tree: Tree,
+    mut tree: Option<Tree>,
     tx: &SyncSender<io::Result<Chunk>>,
     back: &Receiver<Chunk>,
 ) {
     let mut carry: Vec<u8> = Vec::new();
-    let mut first = true;
     loop {
         let mut chunk = back.try_recv().unwrap_or_default();
         chunk.buf.clear();
@@ -1295,15 +1285,7 @@ fn read_chunks(
             }
             while let Some(nl) = find_newline(&chunk.buf[scan..]) {
                 let end = scan + nl;
-                push_line(
-                    &mut chunk,
-                    pos,
-                    end,
-                    end + 1 - pos,
-                    &mut format,
-                    &mut tree,
-                    &mut first,
-                );
+                push_line(&mut chunk, pos, end, end + 1 - pos, &mut tree);
                 pos = end + 1;
                 scan = pos;
             }
@@ -1313,15 +1295,7 @@ fn read_chunks(
             let len = chunk.buf.len();
             if pos < len {
                 // The last line has no newline.
-                push_line(
-                    &mut chunk,
-                    pos,
-                    len,
-                    len - pos,
-                    &mut format,
-                    &mut tree,
-                    &mut first,
-                );
+                push_line(&mut chunk, pos, len, len - pos, &mut tree);
             }
         } else {
             carry.extend_from_slice(&chunk.buf[pos..]);
@@ -1335,43 +1309,27 @@ fn read_chunks(
     }
 }
 
-/// Hashes and parses the line at `start..end` of `chunk` and adds it.
-fn push_line(
-    chunk: &mut Chunk,
-    start: usize,
-    end: usize,
-    taken: usize,
-    format: &mut Option<LineFormat>,
-    tree: &mut Tree,
-    first: &mut bool,
-) {
-    let line = &chunk.buf[start..end];
-    if std::mem::take(first) && format.is_none() {
-        *format = detect(line);
-    }
-    let leaf = leaf_hash(line);
-    let size = tree.size();
-    tree.push(leaf);
-    let hashed = Hashed {
-        leaf,
-        size,
-        merged: tree.last().copied().unwrap_or(leaf),
-    };
+/// Hashes the line at `start..end` of `chunk` and adds it.
+fn push_line(chunk: &mut Chunk, start: usize, end: usize, taken: usize, tree: &mut Option<Tree>) {
+    let leaf = leaf_hash(&chunk.buf[start..end]);
+    let merged = tree.as_mut().map(|tree| {
+        let size = tree.size();
+        tree.push(leaf);
+        (size, tree.last().copied().unwrap_or(leaf))
+    });
+    let hashed = Hashed { leaf, merged };
     chunk.lines.push(LineInfo {
         start,
         end,
         taken: taken as u64,
         hashed,
-        parsed: format.map(|f| (f, parse_sealed(f, line))),
     });
 }
 
 /// The position of the first newline in `s`.
 fn find_newline(s: &[u8]) -> Option<usize> {
-    // The standard library's byte search, much faster than a byte loop.
-    let mut rest = s;
-    let n = rest.skip_until(b'\n').ok()?;
-    (n > 0 && s[n - 1] == b'\n').then(|| n - 1)
+    // Vectorised, unlike the standard library's word-at-a-time search.
+    memchr::memchr(b'\n', s)
 }
 
 /// Lines of one segment, with lookahead (into the next segment too) for

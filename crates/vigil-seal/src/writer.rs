@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 use vigil_event::{Event, catalog};
 use zeroize::Zeroizing;
 
-use crate::chain::ChainKey;
+use crate::chain::KeyStream;
 use crate::checkpoint::{Checkpoint, CheckpointSigner};
+use crate::leaves::Leaves;
 use crate::line::{LineFormat, Seal, split_sealed, write_sealed};
 use crate::merkle::{Hash, Tree, hash_from_hex, hash_to_hex, leaf_hash};
 
@@ -154,15 +155,22 @@ pub struct Recovery {
 
 /// Seals events into an audit directory. Single writer: call it from one
 /// thread (vigil's pipeline worker).
+///
+/// With more than one CPU it hashes part of each entry on threads of its
+/// own: the Merkle leaves and tree (`vigil-seal-tree`), needed only at
+/// checkpoints, and the chain's keys ahead of the entries
+/// (`vigil-seal-keys`). With `sync = "interval"` a third thread syncs the
+/// file (`vigil-seal-sync`).
 pub struct Sealer {
     cfg: SealConfig,
     keys: SealKeys,
     origin: Arc<str>,
-    chain: ChainKey,
+    chain: KeyStream,
     start_pending: bool,
     prev_mac: Hash,
     next_seq: u64,
-    tree: Tree,
+    /// The Merkle tree, hashed on a thread of its own.
+    leaves: Leaves,
     seg: Segment,
     since_checkpoint: u64,
     last_checkpoint: Instant,
@@ -440,7 +448,7 @@ impl Sealer {
             st.synced = next_seq - 1;
             st.file = Some(seg.file.clone());
         }
-        let chain = ChainKey::start(&keys.audit_key, &cfg.origin, next_seq);
+        let chain = KeyStream::start(&keys.audit_key, &cfg.origin, next_seq);
         let mut sealer = Sealer {
             cfg,
             keys,
@@ -449,7 +457,7 @@ impl Sealer {
             start_pending: true,
             prev_mac,
             next_seq,
-            tree,
+            leaves: Leaves::new(tree),
             seg,
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
@@ -575,10 +583,11 @@ impl Sealer {
     /// Seals a checkpoint of everything before it, syncs, and writes it to
     /// the `checkpoint` file.
     pub fn checkpoint(&mut self) -> Result<String, SealError> {
+        let tree = self.leaves.tree();
         let cp = Checkpoint {
             origin: self.cfg.origin.clone(),
-            size: self.tree.size(),
-            root: self.tree.root(),
+            size: tree.size(),
+            root: tree.root(),
             extensions: Vec::new(),
         };
         let note = self
@@ -600,14 +609,16 @@ impl Sealer {
         self.write_pending()?;
         self.sync_now()?;
         write_atomic(&self.cfg.dir, "checkpoint", note.as_bytes())?;
+        // The tree with the checkpoint entry in it.
+        let tree = self.leaves.tree();
         let state = State {
             segment: file_name(&self.seg.path),
             offset: self.seg.bytes,
             last_seq: self.next_seq - 1,
             prev_mac: self.prev_mac,
             key_version: self.keys.version,
-            tree_size: self.tree.size(),
-            frontier: self.tree.frontier().to_vec(),
+            tree_size: tree.size(),
+            frontier: tree.frontier().to_vec(),
         };
         write_atomic(&self.cfg.dir, "state", state.encode().as_bytes())?;
         Ok(note)
@@ -633,7 +644,7 @@ impl Sealer {
         self.checkpoint()?;
         self.keys.version = version;
         self.keys.audit_key = audit_key;
-        self.chain = ChainKey::start(&self.keys.audit_key, &self.cfg.origin, self.next_seq);
+        self.chain = KeyStream::start(&self.keys.audit_key, &self.cfg.origin, self.next_seq);
         self.start_pending = true;
         let started = Event::new(catalog::AUDIT_CHAIN_STARTED, "audit chain started")
             .field("key_version", version)
@@ -687,7 +698,7 @@ impl Sealer {
             .event_format()
             .write(event, &mut self.record);
         let start = self.start_pending;
-        let mac = self.chain.mac(
+        let mac = self.chain.mac_and_evolve(
             seq,
             self.keys.version,
             start,
@@ -706,11 +717,10 @@ impl Sealer {
         // The sealed line goes straight into the write buffer.
         let at = self.seg.pending.len();
         write_sealed(self.cfg.format, &self.record, &seal, &mut self.seg.pending);
-        self.tree.push(leaf_hash(&self.seg.pending[at..]));
+        self.leaves.push(&self.seg.pending[at..]);
         self.seg.pending.push(b'\n');
         self.seg.bytes += (self.seg.pending.len() - at) as u64;
         self.seg.last_seq = seq;
-        self.chain.evolve();
         self.prev_mac = mac;
         self.start_pending = false;
         self.next_seq += 1;

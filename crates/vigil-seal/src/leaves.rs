@@ -1,0 +1,235 @@
+//! The writer's Merkle tree, fed on a thread of its own.
+//!
+//! Of the about 27 SHA-256 blocks that sealing an entry costs, the leaf hash
+//! of the sealed line and the tree's interior nodes are 13, and nothing
+//! needs them before the next checkpoint. So the sealer copies each sealed
+//! line into a batch, and full batches go to a thread that hashes their
+//! lines into the tree, in order. [`Leaves::tree`] hands the rest of the
+//! current batch over and waits for the tree with every line pushed so far:
+//! once per checkpoint.
+//!
+//! With a single CPU, or when the thread cannot be started, the lines are
+//! hashed at once on the sealing thread, as before.
+
+use std::fmt;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::thread::JoinHandle;
+
+use crate::merkle::{Tree, leaf_hash};
+
+/// Bytes of sealed lines sent to the thread at once (about 200 lines): each
+/// batch may cost a wake-up of the thread, a system call.
+const BATCH: usize = 128 * 1024;
+
+/// Batches in flight to the thread: bounds the memory and how far the
+/// hashing may fall behind the sealing before the sealer waits, for
+/// instance while the thread waits for a CPU.
+const BATCHES_AHEAD: usize = 4;
+
+/// The Merkle tree of the sealed lines.
+pub(crate) struct Leaves {
+    imp: Imp,
+}
+
+enum Imp {
+    /// Hashed at once.
+    Inline(Tree),
+    /// Hashed by the thread.
+    Thread(Worker),
+}
+
+/// The hashing thread and the batch being filled for it.
+struct Worker {
+    batch: Batch,
+    /// `None` only while dropping.
+    tx: Option<SyncSender<Job>>,
+    /// Batches the thread is done with, for reuse.
+    spare: Receiver<Batch>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// Sealed lines, without their newlines, one after another.
+#[derive(Default)]
+struct Batch {
+    buf: Vec<u8>,
+    /// Where each line ends in `buf`.
+    ends: Vec<usize>,
+}
+
+enum Job {
+    /// Push the lines' leaf hashes into the tree.
+    Hash(Batch),
+    /// Send a copy of the tree.
+    Tree(SyncSender<Tree>),
+}
+
+impl fmt::Debug for Leaves {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match self.imp {
+            Imp::Inline(_) => "inline",
+            Imp::Thread(_) => "thread",
+        };
+        f.debug_struct("Leaves").field("mode", &mode).finish()
+    }
+}
+
+impl Leaves {
+    /// Goes on from `tree`, on a thread of its own when there is more than
+    /// one CPU.
+    pub(crate) fn new(tree: Tree) -> Leaves {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        if cpus < 2 {
+            return Leaves::inline(tree);
+        }
+        let (tx, rx) = mpsc::sync_channel::<Job>(BATCHES_AHEAD);
+        let (spare_tx, spare) = mpsc::channel();
+        // The tree moves into the thread; keep a copy in case it cannot start.
+        let copy = tree.clone();
+        let spawned = std::thread::Builder::new()
+            .name("vigil-seal-tree".into())
+            .spawn(move || hash_batches(tree, &rx, &spare_tx));
+        match spawned {
+            Ok(handle) => Leaves {
+                imp: Imp::Thread(Worker {
+                    batch: Batch::default(),
+                    tx: Some(tx),
+                    spare,
+                    handle: Some(handle),
+                }),
+            },
+            Err(_) => Leaves::inline(copy),
+        }
+    }
+
+    /// Hashes every line at once, on the calling thread.
+    pub(crate) fn inline(tree: Tree) -> Leaves {
+        Leaves {
+            imp: Imp::Inline(tree),
+        }
+    }
+
+    /// Appends the leaf of a sealed line (without its newline).
+    pub(crate) fn push(&mut self, line: &[u8]) {
+        match &mut self.imp {
+            Imp::Inline(tree) => {
+                tree.push(leaf_hash(line));
+            }
+            Imp::Thread(w) => {
+                w.batch.buf.extend_from_slice(line);
+                w.batch.ends.push(w.batch.buf.len());
+                if w.batch.buf.len() >= BATCH {
+                    w.send_batch();
+                }
+            }
+        }
+    }
+
+    /// The tree of every line pushed so far.
+    pub(crate) fn tree(&mut self) -> Tree {
+        match &mut self.imp {
+            Imp::Inline(tree) => tree.clone(),
+            Imp::Thread(w) => w.tree(),
+        }
+    }
+}
+
+impl Worker {
+    /// Hands the current batch to the thread and starts a new one.
+    fn send_batch(&mut self) {
+        if self.batch.ends.is_empty() {
+            return;
+        }
+        let mut next = self.spare.try_recv().unwrap_or_default();
+        next.buf.clear();
+        next.ends.clear();
+        let full = std::mem::replace(&mut self.batch, next);
+        self.send(Job::Hash(full));
+    }
+
+    fn tree(&mut self) -> Tree {
+        self.send_batch();
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send(Job::Tree(reply));
+        match answer.recv() {
+            Ok(tree) => tree,
+            Err(_) => self.died(),
+        }
+    }
+
+    fn send(&mut self, job: Job) {
+        let sent = self.tx.as_ref().map(|tx| tx.send(job));
+        if !matches!(sent, Some(Ok(()))) {
+            self.died();
+        }
+    }
+
+    /// The thread is gone, which only a panic in it does: the sealer
+    /// cannot go on without its tree, so the panic goes on here.
+    fn died(&mut self) -> ! {
+        self.tx = None;
+        match self.handle.take().map(JoinHandle::join) {
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            _ => panic!("the Merkle tree thread of the audit log stopped"),
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread once it has hashed what it has.
+        self.tx = None;
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The thread: hashes batches into `tree` and answers requests for it,
+/// until the sealer is gone.
+fn hash_batches(mut tree: Tree, jobs: &Receiver<Job>, spare: &Sender<Batch>) {
+    while let Ok(job) = jobs.recv() {
+        match job {
+            Job::Hash(batch) => {
+                let mut start = 0;
+                for &end in &batch.ends {
+                    tree.push(leaf_hash(&batch.buf[start..end]));
+                    start = end;
+                }
+                // The sealer may be gone; then nobody reuses it.
+                let _ = spare.send(batch);
+            }
+            Job::Tree(reply) => {
+                let _ = reply.send(tree.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_thread_builds_the_same_tree() {
+        let lines: Vec<Vec<u8>> = (0..5000u32)
+            .map(|i| format!("line {i} {}", "x".repeat((i % 700) as usize)).into_bytes())
+            .collect();
+        let mut inline = Leaves::inline(Tree::new());
+        let mut thread = Leaves::new(Tree::new());
+        for (i, line) in lines.iter().enumerate() {
+            inline.push(line);
+            thread.push(line);
+            if i % 1777 == 0 {
+                assert_eq!(inline.tree(), thread.tree(), "after {i}");
+            }
+        }
+        let tree = thread.tree();
+        assert_eq!(tree, inline.tree());
+        assert_eq!(tree.size(), 5000);
+        // From a restored tree too.
+        let mut resumed = Leaves::new(tree.clone());
+        resumed.push(b"one more");
+        inline.push(b"one more");
+        assert_eq!(resumed.tree(), inline.tree());
+    }
+}
