@@ -41,9 +41,7 @@ need_pg_tools
 command -v python3 >/dev/null || die "python3 not found"
 vigil_binary
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/vigil-idle.XXXXXX")
-chmod 755 "$TMP"
-[ "$(id -u)" = 0 ] && chown postgres: "$TMP"
+TMP=$(bench_tmpdir idle)
 VIGIL_PID=
 
 cleanup() {

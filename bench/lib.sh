@@ -68,6 +68,27 @@ vigil_binary() {
     fi
 }
 
+# bench_tmpdir NAME: prints a new temporary directory, vigil-NAME.XXXXXX under
+# TMPDIR, that the cluster's user can use.
+bench_tmpdir() {
+    local dir
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/vigil-$1.XXXXXX") || die "mktemp failed"
+    chmod 755 "$dir"
+    if [ "$(id -u)" = 0 ]; then chown postgres: "$dir"; fi
+    echo "$dir"
+}
+
+# need_pyenv: sets PY to a Python with psycopg 3, target/pyenv, created when
+# missing.
+need_pyenv() {
+    PY=$ROOT/target/pyenv/bin/python
+    if [ ! -x "$PY" ] || ! "$PY" -c 'import psycopg' 2>/dev/null; then
+        log "creating target/pyenv with psycopg"
+        python3 -m venv "$ROOT/target/pyenv" && "$ROOT/target/pyenv/bin/pip" install -q 'psycopg[binary]' \
+            || die "cannot create target/pyenv"
+    fi
+}
+
 # pg_start DIR PORT: a new cluster in DIR (which the cluster's user can
 # write), listening on 127.0.0.1:PORT and a socket in DIR, trust
 # authentication; extra postgresql.conf lines on standard input.

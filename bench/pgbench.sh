@@ -108,9 +108,7 @@ new_statements() {
 }
 
 # --- temporary directory and cleanup -----------------------------------------
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/vigil-pgbench.XXXXXX")
-chmod 755 "$TMP"
-[ "$(id -u)" = 0 ] && chown postgres: "$TMP"
+TMP=$(bench_tmpdir pgbench)
 VIGIL_PID=
 BOUNCER_PID=
 PGBENCH_PID=

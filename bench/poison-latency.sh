@@ -39,9 +39,7 @@ log "latency: cargo run --release -p vigil-bench --example poison_latency"
 
 vigil_binary
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/vigil-poison.XXXXXX")
-chmod 755 "$TMP"
-[ "$(id -u)" = 0 ] && chown postgres: "$TMP"
+TMP=$(bench_tmpdir poison)
 VIGIL_PID=
 cleanup() {
     set +e

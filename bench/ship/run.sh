@@ -79,8 +79,9 @@ TIMEOUT=600
 GOAL_EPS=250000
 GOAL_RATIO=1.5
 
-die() { echo "run.sh: $*" >&2; exit 1; }
-log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+NAME=ship/run.sh
+# shellcheck source=../lib.sh
+. "$ROOT/bench/lib.sh"
 
 # --- tools ---------------------------------------------------------------------
 RSYSLOGD=$(command -v rsyslogd || echo /usr/sbin/rsyslogd)
@@ -116,14 +117,6 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/vigil-ship.XXXXXX")
 FAST=$(mktemp -d "$SHM/vigil-ship.XXXXXX")
 RECV_PID= FWD_PID= NATS_PID= BENCH_PID=
 
-stop_pid() { # pid: SIGTERM, then SIGKILL after 10 s
-    local pid=$1
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     set +e
@@ -136,9 +129,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 cpu_ticks() { # pid: user + system clock ticks of the whole process
     awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0

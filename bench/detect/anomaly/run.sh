@@ -53,9 +53,7 @@ for tool in pgbench pg_dump openssl python3; do
 done
 vigil_binary
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/vigil-anomaly.XXXXXX")
-chmod 755 "$TMP"
-[ "$(id -u)" = 0 ] && chown postgres: "$TMP"
+TMP=$(bench_tmpdir anomaly)
 VIGIL_PID= LOAD_PID=
 cleanup() {
     set +e

@@ -24,20 +24,13 @@ NAME=corpus/run.sh
 # shellcheck source=../../lib.sh
 . "$ROOT/bench/lib.sh"
 KEEP=${KEEP:-0}
-PY=$ROOT/target/pyenv/bin/python
 
 need_pg_tools
 command -v python3 >/dev/null || die "python3 not found"
-if [ ! -x "$PY" ] || ! "$PY" -c 'import psycopg' 2>/dev/null; then
-    log "creating target/pyenv with psycopg"
-    python3 -m venv "$ROOT/target/pyenv" && "$ROOT/target/pyenv/bin/pip" install -q 'psycopg[binary]' \
-        || die "cannot create target/pyenv"
-fi
+need_pyenv
 vigil_binary
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/vigil-corpus.XXXXXX")
-chmod 755 "$TMP"
-[ "$(id -u)" = 0 ] && chown postgres: "$TMP"
+TMP=$(bench_tmpdir corpus)
 VIGIL_PID=
 cleanup() {
     set +e

@@ -38,23 +38,16 @@ SQLMAP_TIMEOUT=${SQLMAP_TIMEOUT:-600}
 SQLMAP_EXTRA=${SQLMAP_EXTRA:---banner --current-user --current-db}
 TARGETS=${TARGETS:-item?id=1 search?q=apple sort?by=id}
 KEEP=${KEEP:-0}
-PY=$ROOT/target/pyenv/bin/python
 NAME=sqlmap/run.sh
 # shellcheck source=../../lib.sh
 . "$ROOT/bench/lib.sh"
 
 need_pg_tools
 command -v sqlmap >/dev/null || die "sqlmap not found (Debian: apt-get install sqlmap)"
-if [ ! -x "$PY" ] || ! "$PY" -c 'import psycopg' 2>/dev/null; then
-    log "creating target/pyenv with psycopg"
-    python3 -m venv "$ROOT/target/pyenv" && "$ROOT/target/pyenv/bin/pip" install -q 'psycopg[binary]' \
-        || die "cannot create target/pyenv"
-fi
+need_pyenv
 vigil_binary
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/vigil-sqlmap.XXXXXX")
-chmod 755 "$TMP"
-[ "$(id -u)" = 0 ] && chown postgres: "$TMP"
+TMP=$(bench_tmpdir sqlmap)
 VIGIL_PID= APP_PID= CHILD_PID=
 cleanup() {
     set +e
