@@ -244,83 +244,77 @@ printf 'round\ttarget\tseconds\tevents\tbytes\tsender_cpu_s\treceiver_cpu_s\n' >
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 START=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 log "start: $ROUNDS round(s) of vigil->rsyslog, rsyslog->rsyslog, vigil->NATS; $ENTRIES entries each; load average $LOAD_START"
-for round in $(seq "$ROUNDS"); do
-    # vigil -> rsyslog
-    name=r$round-vigil-syslog
-    start_receiver "$name"
-    out=$TMP/$name.out
-    "$BIN" deliver "${DELIVER_ARGS[@]}" --sink syslog-tcp --address "127.0.0.1:$RECV_PORT" \
-        --output "$RECV_OUT" --bytes "$SYSLOG_FILE_BYTES" >"$out" 2>"$TMP/$name.err" &
+# run_bench NAME ARGS...: ship_bench ARGS, its output in $TMP/NAME.out; dies
+# with its errors when it fails.
+run_bench() {
+    local name=$1; shift
+    "$BIN" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
     BENCH_PID=$!
-    wait "$BENCH_PID" || { cat "$TMP/$name.err" >&2; die "$name failed"; }
+    wait "$BENCH_PID" || {
+        cat "$TMP/$name.err" >&2
+        [ -f "$TMP/$name/forwarder.stderr" ] && cat "$TMP/$name/forwarder.stderr" >&2
+        die "$name failed"
+    }
     BENCH_PID=
+}
+
+# record TARGET NAME BYTES SENDER_CPU RECEIVER_CPU [NOTE]: one row of
+# results from $TMP/NAME.out, and a line of progress.
+record() {
+    local secs
+    secs=$(field "$TMP/$2.out" receiver_s)
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$1" "$secs" "$ENTRIES" "$3" "$4" "$5" >>"$RESULTS"
+    log "round $round/$ROUNDS $1${6:+ $6}: $secs s ($(awk -v n="$ENTRIES" -v s="$secs" 'BEGIN { printf "%.0f", n / s }') events/s)"
+}
+
+# to_receiver NAME TARGET [NOTE] -- ARGS...: ship_bench ARGS sends to a fresh
+# receiver until its file is complete; checked byte for byte and recorded.
+to_receiver() {
+    local name=$1 target=$2 note=$3 recv_cpu
+    shift 4
+    start_receiver "$name"
+    run_bench "$name" "$@" --address "127.0.0.1:$RECV_PORT" \
+        --output "$RECV_OUT" --bytes "$SYSLOG_FILE_BYTES"
     recv_cpu=$(ticks_to_s "$(cpu_ticks "$RECV_PID")")
     stop_pid "$RECV_PID"; RECV_PID=
     check_output "$name"
     rm -f "$RECV_OUT"
-    secs=$(field "$out" receiver_s)
-    printf '%s\tvigil->rsyslog\t%s\t%s\t%s\t%s\t%s\n' "$round" "$secs" "$ENTRIES" "$SYSLOG_BYTES" \
-        "$(field "$out" cpu_s)" "$recv_cpu" >>"$RESULTS"
-    log "round $round/$ROUNDS vigil->rsyslog: $secs s ($(awk -v n="$ENTRIES" -v s="$secs" 'BEGIN { printf "%.0f", n / s }') events/s)"
+    record "$target" "$name" "$SYSLOG_BYTES" "$(field "$TMP/$name.out" cpu_s)" "$recv_cpu" "$note"
+}
+
+for round in $(seq "$ROUNDS"); do
+    to_receiver "r$round-vigil-syslog" "vigil->rsyslog" "" -- \
+        deliver "${DELIVER_ARGS[@]}" --sink syslog-tcp
 
     # rsyslog -> rsyslog
     name=r$round-rsyslog
     start_receiver "$name"
     start_forwarder "$name"
-    out=$TMP/$name.out
     fwd0=$(cpu_ticks "$FWD_PID")
-    "$BIN" feed --from "$LOGDIR/events.syslog" --to "$FWD_WATCH/events.syslog" \
-        --output "$RECV_OUT" --bytes "$SYSLOG_FILE_BYTES" --timeout "$TIMEOUT" >"$out" 2>"$TMP/$name.err" &
-    BENCH_PID=$!
-    wait "$BENCH_PID" || { cat "$TMP/$name.err" "$TMP/$name/forwarder.stderr" >&2; die "$name failed"; }
-    BENCH_PID=
+    run_bench "$name" feed --from "$LOGDIR/events.syslog" --to "$FWD_WATCH/events.syslog" \
+        --output "$RECV_OUT" --bytes "$SYSLOG_FILE_BYTES" --timeout "$TIMEOUT"
     fwd_cpu=$(ticks_to_s $(( $(cpu_ticks "$FWD_PID") - fwd0 )))
     recv_cpu=$(ticks_to_s "$(cpu_ticks "$RECV_PID")")
     stop_pid "$FWD_PID"; FWD_PID=
     stop_pid "$RECV_PID"; RECV_PID=
     check_output "$name"
     rm -f "$RECV_OUT" "$FWD_WATCH/events.syslog"
-    secs=$(field "$out" receiver_s)
-    printf '%s\trsyslog->rsyslog\t%s\t%s\t%s\t%s\t%s\n' "$round" "$secs" "$ENTRIES" "$SYSLOG_BYTES" \
-        "$fwd_cpu" "$recv_cpu" >>"$RESULTS"
-    log "round $round/$ROUNDS rsyslog->rsyslog: $secs s ($(awk -v n="$ENTRIES" -v s="$secs" 'BEGIN { printf "%.0f", n / s }') events/s)"
+    record "rsyslog->rsyslog" "$name" "$SYSLOG_BYTES" "$fwd_cpu" "$recv_cpu"
 
     # vigil -> NATS JetStream
     name=r$round-vigil-nats
-    out=$TMP/$name.out
     nats0=$(cpu_ticks "$NATS_PID")
-    "$BIN" deliver "${DELIVER_ARGS[@]}" --sink nats --address "127.0.0.1:$NATS_PORT" \
-        --subject "bench.round$round" --stream "BENCH_ROUND$round" --delete-stream \
-        >"$out" 2>"$TMP/$name.err" &
-    BENCH_PID=$!
-    wait "$BENCH_PID" || { cat "$TMP/$name.err" >&2; die "$name failed"; }
-    BENCH_PID=
+    run_bench "$name" deliver "${DELIVER_ARGS[@]}" --sink nats --address "127.0.0.1:$NATS_PORT" \
+        --subject "bench.round$round" --stream "BENCH_ROUND$round" --delete-stream
     nats_cpu=$(ticks_to_s $(( $(cpu_ticks "$NATS_PID") - nats0 )))
-    stored=$(field "$out" stream_messages)
+    stored=$(field "$TMP/$name.out" stream_messages)
     [ "$stored" = "$ENTRIES" ] || die "$name: the stream held $stored messages, expected $ENTRIES"
-    secs=$(field "$out" receiver_s)
-    printf '%s\tvigil->NATS\t%s\t%s\t%s\t%s\t%s\n' "$round" "$secs" "$ENTRIES" "$JSON_BYTES" \
-        "$(field "$out" cpu_s)" "$nats_cpu" >>"$RESULTS"
-    log "round $round/$ROUNDS vigil->NATS: $secs s ($(awk -v n="$ENTRIES" -v s="$secs" 'BEGIN { printf "%.0f", n / s }') events/s)"
+    record "vigil->NATS" "$name" "$JSON_BYTES" "$(field "$TMP/$name.out" cpu_s)" "$nats_cpu"
 
     # The receiver's ceiling: the same records, pre-framed in memory,
     # written on one connection by a sender that costs next to nothing.
-    name=r$round-ceiling
-    start_receiver "$name"
-    out=$TMP/$name.out
-    "$BIN" blast --from "$LOGDIR/events.syslog" --address "127.0.0.1:$RECV_PORT" \
-        --output "$RECV_OUT" --bytes "$SYSLOG_FILE_BYTES" --timeout "$TIMEOUT" >"$out" 2>"$TMP/$name.err" &
-    BENCH_PID=$!
-    wait "$BENCH_PID" || { cat "$TMP/$name.err" >&2; die "$name failed"; }
-    BENCH_PID=
-    recv_cpu=$(ticks_to_s "$(cpu_ticks "$RECV_PID")")
-    stop_pid "$RECV_PID"; RECV_PID=
-    check_output "$name"
-    rm -f "$RECV_OUT"
-    secs=$(field "$out" receiver_s)
-    printf '%s\tmemory->rsyslog\t%s\t%s\t%s\t%s\t%s\n' "$round" "$secs" "$ENTRIES" "$SYSLOG_BYTES" \
-        "" "$recv_cpu" >>"$RESULTS"
-    log "round $round/$ROUNDS memory->rsyslog (receiver ceiling): $secs s ($(awk -v n="$ENTRIES" -v s="$secs" 'BEGIN { printf "%.0f", n / s }') events/s)"
+    to_receiver "r$round-ceiling" "memory->rsyslog" "(receiver ceiling)" -- \
+        blast --from "$LOGDIR/events.syslog" --timeout "$TIMEOUT"
 done
 END=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
