@@ -443,6 +443,18 @@ struct Tok {
 }
 
 impl Tok {
+    /// What [`collect`] takes for the token before the first: a `;` that
+    /// ends nothing, so the first token starts a statement.
+    const BEFORE: Tok = Tok {
+        start: NONE,
+        end: NONE,
+        class: Class::Punct,
+        kw: Kw::None,
+        op: Op::Other,
+        sym: b';',
+        plain: false,
+    };
+
     fn is_literal(&self) -> bool {
         matches!(self.class, Class::Str | Class::Bits | Class::Num)
     }
@@ -452,10 +464,7 @@ impl Tok {
     /// operators that rules look at, `(`, `)`, `,`, `;`, a quoted name that
     /// is a catalog's or glued to a name or number, the first token of a
     /// statement. Names and numbers are only looked at from these.
-    fn hot(&self, prev: Option<&Tok>) -> bool {
-        let Some(prev) = prev else {
-            return true;
-        };
+    fn hot(&self, prev: &Tok) -> bool {
         if prev.class == Class::Punct && prev.sym == b';' {
             return true;
         }
@@ -525,13 +534,13 @@ fn collect(
     let mut lexer = Lexer::new(sql).standard_conforming_strings(cx.standard_conforming_strings);
     let mut pending = Pending::None;
     // The end of the last significant token, when it is a literal or a
-    // closing parenthesis and no comment came after it yet.
-    let mut after_literal: Option<usize> = None;
+    // closing parenthesis and no comment came after it yet; else `NONE`.
+    let mut after_literal = NONE;
     // The end of the last significant token when it is a relation's name
     // (after `FROM` or `JOIN`), and a line comment glued to it, waiting to
-    // see whether it runs to the end.
-    let mut after_name: Option<usize> = None;
-    let mut name_comment: Option<usize> = None;
+    // see whether it runs to the end; else `NONE`.
+    let mut after_name = NONE;
+    let mut name_comment = NONE;
     let mut last_line_comment = false;
     let mut error = None;
     loop {
@@ -550,70 +559,77 @@ fn collect(
             }
             None => break,
         };
-        match token.kind {
-            TokenKind::Whitespace => {
-                if let Pending::Block { spaced, .. } = &mut pending {
-                    *spaced = true;
-                }
+        if token.kind.is_comment() {
+            let text = bytes.get(token.start..token.end).unwrap_or_default();
+            let line = token.kind == TokenKind::LineComment;
+            if text.starts_with(b"/*!") {
+                found.add(Rule::ForeignSyntax, token.start);
             }
-            TokenKind::LineComment | TokenKind::BlockComment => {
-                let text = bytes.get(token.start..token.end).unwrap_or_default();
-                let line = token.kind == TokenKind::LineComment;
-                if text.starts_with(b"/*!") {
-                    found.add(Rule::ForeignSyntax, token.start);
-                }
-                last_line_comment = line;
-                if let Pending::Block { spaced, .. } = &mut pending {
-                    *spaced = true;
-                }
-                if line && after_name.take() == Some(token.start) {
-                    name_comment = Some(token.start);
-                }
-                if let Some(lit_end) = after_literal.take() {
-                    let glued = lit_end == token.start;
-                    pending = if line {
-                        Pending::Line {
-                            at: token.start,
-                            glued,
-                            quote: text.iter().any(|&c| c == b'\'' || c == b'"'),
-                        }
-                    } else {
-                        Pending::Block {
-                            at: token.start,
-                            glued,
-                            empty: text == b"/**/",
-                            spaced: false,
-                        }
-                    };
-                }
+            last_line_comment = line;
+            if let Pending::Block { spaced, .. } = &mut pending {
+                *spaced = true;
             }
-            kind => {
-                last_line_comment = false;
-                match pending {
-                    Pending::Line { at, glued, .. } if glued && cx.application_role => {
-                        found.add(Rule::CommentAfterLiteral, at);
-                    }
-                    Pending::Block {
-                        at,
+            if line {
+                if after_name == token.start {
+                    name_comment = token.start;
+                }
+                after_name = NONE;
+            }
+            if after_literal != NONE {
+                let glued = after_literal == token.start;
+                after_literal = NONE;
+                pending = if line {
+                    Pending::Line {
+                        at: token.start,
                         glued,
-                        empty,
-                        spaced,
-                    } if empty || (glued && !spaced) => {
-                        found.add(Rule::CommentAfterLiteral, at);
+                        quote: text.iter().any(|&c| c == b'\'' || c == b'"'),
                     }
-                    _ => {}
+                } else {
+                    Pending::Block {
+                        at: token.start,
+                        glued,
+                        empty: text == b"/**/",
+                        spaced: false,
+                    }
+                };
+            }
+            continue;
+        }
+        if token.kind == TokenKind::Whitespace {
+            if let Pending::Block { spaced, .. } = &mut pending {
+                *spaced = true;
+            }
+            continue;
+        }
+        last_line_comment = false;
+        match pending {
+            Pending::None => {}
+            Pending::Line { at, glued, .. } => {
+                if glued && cx.application_role {
+                    found.add(Rule::CommentAfterLiteral, at);
                 }
-                pending = Pending::None;
-                let (tok, marks) = classify(sql, token.start, token.end, kind, toks.last());
-                after_literal = marks.value_end.then_some(token.end);
-                after_name = marks.relation.then_some(token.end);
-                name_comment = None;
-                if marks.hot {
-                    hot.push(toks.len() as u32);
+            }
+            Pending::Block {
+                at,
+                glued,
+                empty,
+                spaced,
+            } => {
+                if empty || (glued && !spaced) {
+                    found.add(Rule::CommentAfterLiteral, at);
                 }
-                toks.push(tok);
             }
         }
+        pending = Pending::None;
+        let prev = toks.last().unwrap_or(&Tok::BEFORE);
+        let (tok, marks) = classify(bytes, token.start, token.end, token.kind, prev);
+        after_literal = if marks.value_end { token.end } else { NONE };
+        after_name = if marks.relation { token.end } else { NONE };
+        name_comment = NONE;
+        if marks.hot {
+            hot.push(toks.len() as u32);
+        }
+        toks.push(tok);
     }
     if let Pending::Line { at, glued, quote } = pending
         && (glued || quote || cx.application_role)
@@ -621,10 +637,8 @@ fn collect(
         found.add(Rule::CommentAfterLiteral, at);
     }
     // `FROM users--`: a comment glued to a relation swallows the rest.
-    if let Some(at) = name_comment
-        && cx.application_role
-    {
-        found.add(Rule::CommentAfterLiteral, at);
+    if name_comment != NONE && cx.application_role {
+        found.add(Rule::CommentAfterLiteral, name_comment);
     }
     (last_line_comment, error)
 }
@@ -716,15 +730,10 @@ struct Marks {
     relation: bool,
 }
 
-/// The token `sql[start..end]` of `kind`, after `prev`, and its marks.
-fn classify(
-    sql: &str,
-    start: usize,
-    end: usize,
-    kind: TokenKind,
-    prev: Option<&Tok>,
-) -> (Tok, Marks) {
-    let text = sql.as_bytes().get(start..end).unwrap_or_default();
+/// The token `src[start..end]` of `kind`, after `prev`, and its marks.
+#[inline(always)]
+fn classify(src: &[u8], start: usize, end: usize, kind: TokenKind, prev: &Tok) -> (Tok, Marks) {
+    let text = || src.get(start..end).unwrap_or_default();
     let mut tok = Tok {
         start,
         end,
@@ -735,30 +744,29 @@ fn classify(
         plain: false,
     };
     let mut marks = Marks::default();
-    let after_relation_word =
-        || prev.is_some_and(|t| t.class == Class::Word && matches!(t.kw, Kw::From | Kw::Join));
+    let after_relation_word = prev.class == Class::Word && matches!(prev.kw, Kw::From | Kw::Join);
     match kind {
         TokenKind::Word => {
             tok.class = Class::Word;
-            tok.kw = keyword_at(sql.as_bytes(), start, end);
+            tok.kw = keyword_at(src, start, end);
             marks.hot = tok.kw != Kw::None;
             marks.value_end = matches!(tok.kw, Kw::Null | Kw::True | Kw::False);
-            marks.relation = after_relation_word();
+            marks.relation = after_relation_word;
         }
         TokenKind::QuotedIdentifier => {
             tok.class = Class::QIdent;
             // Quoted names are exact: only the catalog's own matter.
-            if let [b'"', inner @ .., b'"'] = text
+            if let [b'"', inner @ .., b'"'] = text()
                 && (inner.starts_with(b"pg_") || inner == b"information_schema")
             {
                 tok.kw = keyword(inner);
             }
             marks.hot = tok.hot(prev);
-            marks.relation = after_relation_word();
+            marks.relation = after_relation_word;
         }
         TokenKind::String => {
             tok.class = Class::Str;
-            tok.plain = text.first() == Some(&b'\'');
+            tok.plain = src.get(start) == Some(&b'\'');
             marks.hot = tok.plain;
             marks.value_end = true;
         }
@@ -773,13 +781,13 @@ fn classify(
         TokenKind::Param => tok.class = Class::Param,
         TokenKind::Operator => {
             tok.class = Class::Op;
-            tok.op = operator(text);
+            tok.op = operator(text());
             marks.hot = tok.hot(prev);
         }
         TokenKind::Punctuation => {
             tok.class = Class::Punct;
-            tok.sym = if text.len() == 1 {
-                text.first().copied().unwrap_or(0)
+            tok.sym = if end - start == 1 {
+                src.get(start).copied().unwrap_or(0)
             } else {
                 0
             };
@@ -793,7 +801,7 @@ fn classify(
         _ => {}
     }
     // The first token of a statement is always visited.
-    if prev.is_none_or(|p| p.class == Class::Punct && p.sym == b';') {
+    if prev.class == Class::Punct && prev.sym == b';' {
         marks.hot = true;
     }
     (tok, marks)
@@ -1375,6 +1383,7 @@ fn maybe_keyword(src: &[u8], start: usize, end: usize, n: usize) -> bool {
 
 /// The word `src[start..end]`, packed as [`pack`] does: two 8-byte loads
 /// when 16 bytes are there to read, else byte by byte.
+#[inline(always)]
 fn keyword_at(src: &[u8], start: usize, end: usize) -> Kw {
     let n = end.saturating_sub(start);
     if n == 0 {
