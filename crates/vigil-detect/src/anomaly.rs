@@ -902,7 +902,6 @@ impl Anomalies {
         let mut out = Vec::new();
         let cfg = &self.config;
         let now_ms = self.ms(now);
-        let session_key = self.key((3u8, st.session.map_or(0, |s| s.id)));
         let copy_out = st.copy == Some(CopyDirection::Out)
             || (st.copy.is_none()
                 && st.class == StatementClass::Read
@@ -978,6 +977,7 @@ impl Anomalies {
         if error || signs != 0 {
             let eb = &cfg.error_burst;
             let repeat = self.repeat_ms();
+            let session_key = self.key((3u8, st.session.map_or(0, |s| s.id)));
             let ss = s.sessions.entry(session_key, SessionState::default);
             if error {
                 let count = ss
@@ -1058,10 +1058,10 @@ impl Anomalies {
             // The usual high: the mean plus twice the mean deviation, in
             // log space.
             let high = r.mean + 2.0 * r.dev;
-            let usual = high.exp_m1().max(1.0);
+            let usual = || high.exp_m1().max(1.0);
             if judged
                 && rows >= br.min_rows
-                && rows as f64 > br.factor * usual
+                && rows as f64 > br.factor * usual()
                 && now_ms >= r.quiet_until
             {
                 {
@@ -1075,7 +1075,7 @@ impl Anomalies {
                         .fingerprint(st.fingerprint)
                         .field("detector", "bulk_read")
                         .field("rows", rows)
-                        .field("usual_rows", usual.round() as u64)
+                        .field("usual_rows", usual().round() as u64)
                         .field("factor", br.factor.to_string())
                         .field("min_rows", br.min_rows)
                         .field("samples", r.n)
@@ -1270,11 +1270,17 @@ fn starts_with_ci(text: &str, prefix: &str) -> bool {
         .is_some_and(|h| h.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
+/// Whether `needle` (ASCII) occurs in `text`, ignoring ASCII case. Only
+/// the positions holding the needle's first byte are compared in full.
 fn contains_ci(text: &str, needle: &str) -> bool {
-    let n = needle.as_bytes();
-    text.as_bytes()
-        .windows(n.len())
-        .any(|w| w.eq_ignore_ascii_case(n))
+    let (h, n) = (text.as_bytes(), needle.as_bytes());
+    let Some((&first, rest)) = n.split_first() else {
+        return true;
+    };
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    h.windows(n.len()).any(|w| {
+        (w[0] == lower || w[0] == upper) && w.get(1..).is_some_and(|t| t.eq_ignore_ascii_case(rest))
+    })
 }
 
 // ---------------------------------------------------------------------------
