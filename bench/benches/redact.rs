@@ -17,55 +17,10 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group};
+use vigil_bench::statements::{Gen, insert, orm_join, select, statements, update};
 use vigil_sql::{Redacted, Redactor};
 
-const VARIANTS: usize = 1024;
-
-/// A small deterministic generator (64-bit LCG), so every run redacts the
-/// same statements.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, bound: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % bound
-    }
-}
-
-fn select(r: &mut Lcg) -> String {
-    let aid = 1 + r.next(100_000);
-    format!("SELECT abalance FROM pgbench_accounts WHERE aid = {aid};")
-}
-
-fn update(r: &mut Lcg) -> String {
-    let delta = r.next(10_001) as i64 - 5_000;
-    let aid = 1 + r.next(100_000);
-    format!("UPDATE pgbench_accounts SET abalance = abalance + {delta} WHERE aid = {aid};")
-}
-
-fn insert(r: &mut Lcg) -> String {
-    let (tid, bid, aid) = (1 + r.next(10), 1, 1 + r.next(100_000));
-    let delta = r.next(10_001) as i64 - 5_000;
-    format!(
-        "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ({tid}, {bid}, {aid}, {delta}, CURRENT_TIMESTAMP);"
-    )
-}
-
-fn orm_join(r: &mut Lcg) -> String {
-    let id = r.next(1_000_000);
-    let status = ["paid", "open", "shipped"][r.next(3) as usize];
-    format!(
-        "SELECT \"orders\".\"id\", \"orders\".\"total\", \"customers\".\"email\" FROM \"orders\" \
-         INNER JOIN \"customers\" ON \"customers\".\"id\" = \"orders\".\"customer_id\" \
-         WHERE \"orders\".\"customer_id\" = {id} AND \"orders\".\"status\" = '{status}' LIMIT 20"
-    )
-}
-
-type Gen = fn(&mut Lcg) -> String;
-
+/// The statements redaction is measured on.
 const BENCHES: [(&str, &[Gen]); 5] = [
     ("select", &[select]),
     ("update", &[update]),
@@ -73,13 +28,6 @@ const BENCHES: [(&str, &[Gen]); 5] = [
     ("pgbench_mix", &[update, select, insert]),
     ("orm_join", &[orm_join]),
 ];
-
-fn statements(gens: &[Gen]) -> Vec<String> {
-    let mut r = Lcg(0x5eed);
-    (0..VARIANTS)
-        .flat_map(|_| gens.iter().map(|g| g(&mut r)).collect::<Vec<_>>())
-        .collect()
-}
 
 fn redact(c: &mut Criterion) {
     let mut group = c.benchmark_group("redact");

@@ -1,1 +1,3 @@
 //! Benchmarks of vigil; see the `benches` folder and BENCHMARKS.md.
+
+pub mod statements;
