@@ -10,6 +10,49 @@ use std::time::{Duration, Instant};
 /// How often to look again while waiting.
 pub(crate) const POLL: Duration = Duration::from_millis(20);
 
+/// How many times a server is started, on fresh ports, before giving up.
+const ATTEMPTS: usize = 5;
+
+/// Why one attempt to start a server failed.
+pub(crate) enum Launch {
+    /// Another process holds a port the server needs: try another, or wait.
+    PortTaken(io::Error),
+    /// Anything else.
+    Failed(io::Error),
+}
+
+impl From<io::Error> for Launch {
+    fn from(e: io::Error) -> Launch {
+        if e.kind() == io::ErrorKind::AddrInUse {
+            Launch::PortTaken(e)
+        } else {
+            Launch::Failed(e)
+        }
+    }
+}
+
+/// Calls `launch` until it starts `what`, at most [`ATTEMPTS`] times: after
+/// a taken port it waits `pause` and tries again (`launch` picks the ports),
+/// any other failure ends it.
+pub(crate) fn retry(
+    what: &str,
+    pause: Duration,
+    mut launch: impl FnMut() -> Result<(), Launch>,
+) -> io::Result<()> {
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        match launch() {
+            Ok(()) => return Ok(()),
+            Err(Launch::PortTaken(e)) => {
+                last = Some(e);
+                std::thread::sleep(pause);
+            }
+            Err(Launch::Failed(e)) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other(format!("{what} did not start"))))
+}
+
 /// `/proc/net/udp` state of a bound, unconnected socket.
 pub(crate) const UDP_UNCONNECTED: &str = "07";
 /// `/proc/net/tcp` state of a listening socket.

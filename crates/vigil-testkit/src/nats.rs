@@ -24,12 +24,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::daemon::{self, Launch};
+
 /// How long the server may take to greet its first client.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a SIGTERM may take before the server is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-/// How many ports to try when another process takes the free one first.
-const ATTEMPTS: usize = 5;
 /// How many lines of the server log an error shows.
 const LOG_TAIL_LINES: usize = 30;
 
@@ -113,24 +113,11 @@ impl NatsServerBuilder {
             log,
             dir,
         };
-        let mut last_error = None;
-        for _ in 0..ATTEMPTS {
-            match server.launch(crate::free_port()) {
-                Ok(()) => return Ok(server),
-                Err(Launch::PortTaken(e)) => last_error = Some(e),
-                Err(Launch::Failed(e)) => return Err(e),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| io::Error::other("nats-server did not start")))
+        daemon::retry("nats-server", Duration::ZERO, || {
+            server.launch(crate::free_port())
+        })?;
+        Ok(server)
     }
-}
-
-/// Why one attempt to start the server failed.
-enum Launch {
-    /// Another process holds the port: try another, or wait.
-    PortTaken(io::Error),
-    /// Anything else.
-    Failed(io::Error),
 }
 
 /// A running `nats-server` with JetStream, killed when dropped.
@@ -266,7 +253,7 @@ impl NatsServer {
     /// running.
     pub fn stop(&mut self) {
         if let Some(child) = self.child.take() {
-            crate::daemon::terminate(child, STOP_TIMEOUT);
+            daemon::terminate(child, STOP_TIMEOUT);
         }
     }
 
@@ -275,19 +262,11 @@ impl NatsServer {
     /// client. Stops it first if it is running.
     pub fn start_again(&mut self) -> io::Result<()> {
         self.stop();
-        let mut last_error = None;
-        for _ in 0..ATTEMPTS {
-            match self.launch(self.port) {
-                Ok(()) => return Ok(()),
-                // The old process's socket may linger for a moment.
-                Err(Launch::PortTaken(e)) => {
-                    last_error = Some(e);
-                    std::thread::sleep(Duration::from_millis(300));
-                }
-                Err(Launch::Failed(e)) => return Err(e),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| io::Error::other("nats-server did not start again")))
+        let port = self.port;
+        // The old process's socket may linger for a moment.
+        daemon::retry("nats-server", Duration::from_millis(300), || {
+            self.launch(port)
+        })
     }
 
     /// Kills the server at once (SIGKILL) and waits for it to exit.

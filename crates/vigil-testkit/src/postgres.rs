@@ -28,6 +28,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::daemon::{self, Launch};
+
 /// The superuser's password, for TCP connections that need one.
 pub const SUPERUSER_PASSWORD: &str = "vigil-test-superuser";
 /// The superuser's name.
@@ -36,8 +38,6 @@ pub const SUPERUSER: &str = "postgres";
 const SERVER_USER: &str = "postgres";
 /// How long the server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-/// How many ports to try when another process takes the free one first.
-const ATTEMPTS: usize = 5;
 /// How many lines of the server log an error shows.
 const LOG_TAIL_LINES: usize = 40;
 
@@ -249,24 +249,11 @@ impl PgServerBuilder {
             log,
             dir,
         };
-        let mut last_error = None;
-        for _ in 0..ATTEMPTS {
-            match server.launch(crate::free_port()) {
-                Ok(()) => return Ok(server),
-                Err(Launch::PortTaken(e)) => last_error = Some(e),
-                Err(Launch::Failed(e)) => return Err(e),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| io::Error::other("the server did not start")))
+        daemon::retry("postgres", Duration::ZERO, || {
+            server.launch(crate::free_port())
+        })?;
+        Ok(server)
     }
-}
-
-/// Why one attempt to start the server failed.
-enum Launch {
-    /// Another process took the port: try another.
-    PortTaken(io::Error),
-    /// Anything else.
-    Failed(io::Error),
 }
 
 /// A running PostgreSQL, stopped and deleted when dropped.

@@ -63,8 +63,6 @@ use crate::daemon::{self, POLL, file_len, quoted, read_from};
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long rsyslog may take to exit after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-/// How many sets of ports to try when another process takes one first.
-const ATTEMPTS: usize = 5;
 /// The largest message rsyslog accepts (its default is 8 KiB).
 const MAX_MESSAGE_SIZE: &str = "256k";
 
@@ -148,19 +146,14 @@ impl RsyslogBuilder {
             work,
             dir,
         };
-        let mut last = None;
-        for _ in 0..ATTEMPTS {
+        daemon::retry("rsyslog", Duration::ZERO, || {
             server.udp_port = self.udp.then(crate::free_port);
             server.tcp_port = self.tcp.then(crate::free_port);
             server.tls_port = self.tls.as_ref().map(|_| crate::free_port());
             fs::write(&server.conf, server.config(self.tls.as_ref()))?;
-            match server.launch() {
-                Ok(()) => return Ok(server),
-                Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| io::Error::other("rsyslog did not start")))
+            Ok(server.launch()?)
+        })?;
+        Ok(server)
     }
 }
 

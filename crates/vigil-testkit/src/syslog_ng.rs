@@ -50,8 +50,6 @@ use crate::daemon::{self, POLL, file_len, quoted, read_from};
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long syslog-ng may take to exit after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-/// How many sets of ports to try when another process takes one first.
-const ATTEMPTS: usize = 5;
 /// The largest message syslog-ng accepts.
 const MAX_MESSAGE_SIZE: u32 = 256 * 1024;
 
@@ -128,18 +126,13 @@ impl SyslogNgBuilder {
             stderr: dir.path().join("syslog-ng.stderr"),
             dir,
         };
-        let mut last = None;
-        for _ in 0..ATTEMPTS {
+        daemon::retry("syslog-ng", Duration::ZERO, || {
             server.tcp_port = self.tcp.then(crate::free_port);
             server.tls_port = self.tls.as_ref().map(|_| crate::free_port());
             fs::write(&server.conf, server.config(self.tls.as_ref()))?;
-            match server.launch() {
-                Ok(()) => return Ok(server),
-                Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| io::Error::other("syslog-ng did not start")))
+            Ok(server.launch()?)
+        })?;
+        Ok(server)
     }
 }
 
