@@ -59,6 +59,44 @@ impl Stmt {
     }
 }
 
+/// Prepared statements or portals by name. Most clients use the unnamed
+/// ones for every statement (and drivers that prepare name only the
+/// statement), so the unnamed one has a slot of its own: binding or
+/// executing it neither hashes nor allocates.
+#[derive(Debug, Default)]
+struct Names {
+    unnamed: Option<Arc<Stmt>>,
+    named: HashMap<Box<str>, Arc<Stmt>>,
+}
+
+impl Names {
+    fn get(&self, name: &str) -> Option<&Arc<Stmt>> {
+        if name.is_empty() {
+            self.unnamed.as_ref()
+        } else {
+            self.named.get(name)
+        }
+    }
+
+    fn set(&mut self, name: &str, stmt: Arc<Stmt>) {
+        if name.is_empty() {
+            self.unnamed = Some(stmt);
+        } else if let Some(slot) = self.named.get_mut(name) {
+            *slot = stmt;
+        } else {
+            self.named.insert(name.into(), stmt);
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        if name.is_empty() {
+            self.unnamed = None;
+        } else {
+            self.named.remove(name);
+        }
+    }
+}
+
 /// How a statement reached the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Protocol {
@@ -115,8 +153,8 @@ pub(crate) struct Tracker {
     coverage: Coverage,
     redactor: Redactor,
     scratch: Redacted,
-    statements: HashMap<Box<str>, Arc<Stmt>>,
-    portals: HashMap<Box<str>, Arc<Stmt>>,
+    statements: Names,
+    portals: Names,
     pending: VecDeque<Pending>,
     /// Statements that completed or failed.
     pub(crate) count: u64,
@@ -146,8 +184,8 @@ impl Tracker {
             coverage,
             redactor: Redactor::new(),
             scratch: Redacted::default(),
-            statements: HashMap::new(),
-            portals: HashMap::new(),
+            statements: Names::default(),
+            portals: Names::default(),
             pending: VecDeque::new(),
             count: 0,
             rows: 0,
@@ -296,7 +334,6 @@ impl Tracker {
 
     /// A message from the client, before it is relayed.
     pub(crate) fn frontend(&mut self, msg: &FrontendMessage<'_>) -> Relay {
-        let now = Instant::now();
         if self.skipping {
             if matches!(msg, FrontendMessage::Sync) {
                 self.skipping = false;
@@ -316,7 +353,7 @@ impl Tracker {
                 }
                 self.pending.push_back(Pending::Query {
                     statements,
-                    started: now,
+                    started: Instant::now(),
                     copy: false,
                 });
             }
@@ -344,7 +381,7 @@ impl Tracker {
                         name: Some(p.name.into()),
                     })
                 };
-                self.statements.insert(p.name.into(), Arc::clone(&stmt));
+                self.statements.set(p.name, Arc::clone(&stmt));
                 self.pending.push_back(Pending::Parse(stmt));
             }
             FrontendMessage::Bind(b) => {
@@ -353,7 +390,7 @@ impl Tracker {
                     .get(b.statement)
                     .cloned()
                     .unwrap_or_else(|| Stmt::unknown(b.statement));
-                self.portals.insert(b.portal.into(), Arc::clone(&stmt));
+                self.portals.set(b.portal, Arc::clone(&stmt));
                 self.pending.push_back(Pending::Bind(stmt));
             }
             FrontendMessage::Describe(_) => self.pending.push_back(Pending::Describe),
@@ -365,7 +402,7 @@ impl Tracker {
                     .unwrap_or_else(|| Stmt::unknown(""));
                 self.pending.push_back(Pending::Execute {
                     stmt,
-                    started: now,
+                    started: Instant::now(),
                     copy: false,
                 });
             }
@@ -373,13 +410,13 @@ impl Tracker {
                 match c.target {
                     Target::Statement => self.statements.remove(c.name),
                     Target::Portal => self.portals.remove(c.name),
-                };
+                }
                 self.pending.push_back(Pending::Close);
             }
             FrontendMessage::Sync => self.pending.push_back(Pending::Sync),
             FrontendMessage::FunctionCall(f) => self.pending.push_back(Pending::FunctionCall {
                 oid: f.function_oid,
-                started: now,
+                started: Instant::now(),
             }),
             _ => {}
         }
@@ -432,7 +469,9 @@ impl Tracker {
                         masked: false,
                         name: None,
                     };
-                    self.report(&stmt, Protocol::Function, started, Ok(("CALL", None)));
+                    let now = Instant::now();
+                    let result = Ok(("CALL", None));
+                    self.report(&stmt, Protocol::Function, (started, now), result);
                 }
             }
             BackendMessage::ErrorResponse(d) => self.failed(d),
@@ -479,7 +518,7 @@ impl Tracker {
                 let began = *started;
                 *started = now;
                 *copy = false;
-                self.report(&stmt, protocol, began, Ok((command, rows)));
+                self.report(&stmt, protocol, (began, now), Ok((command, rows)));
             }
             Some(Pending::Execute { .. }) => {
                 if let Some(Pending::Execute {
@@ -494,7 +533,7 @@ impl Tracker {
                         Protocol::Extended
                     };
                     let _ = suspended;
-                    self.report(&stmt, protocol, started, Ok((command, rows)));
+                    self.report(&stmt, protocol, (started, now), Ok((command, rows)));
                 }
             }
             _ => {}
@@ -504,6 +543,7 @@ impl Tracker {
 
     /// An ErrorResponse.
     fn failed(&mut self, d: &Diagnostic<'_>) {
+        let now = Instant::now();
         let sqlstate = d.sqlstate().unwrap_or("");
         let message = d.message().unwrap_or("");
         let detail = d.detail();
@@ -526,13 +566,13 @@ impl Tracker {
                     Protocol::Simple
                 };
                 let began = *started;
-                self.report(&stmt, protocol, began, Err(err));
+                self.report(&stmt, protocol, (began, now), Err(err));
             }
             Some(_) => {
                 let front = self.pending.pop_front();
                 let (stmt, protocol, started) = match front {
                     Some(Pending::Parse(s) | Pending::Bind(s)) => {
-                        (Some(s), Protocol::Extended, Instant::now())
+                        (Some(s), Protocol::Extended, now)
                     }
                     Some(Pending::Execute {
                         stmt,
@@ -551,7 +591,7 @@ impl Tracker {
                         self.pending.push_front(Pending::Sync);
                         (None, Protocol::Function, started)
                     }
-                    _ => (None, Protocol::Extended, Instant::now()),
+                    _ => (None, Protocol::Extended, now),
                 };
                 // The server skips to the next Sync.
                 while self
@@ -562,18 +602,21 @@ impl Tracker {
                     self.pending.pop_front();
                 }
                 let stmt = stmt.unwrap_or_else(|| Stmt::unknown(""));
-                self.report(&stmt, protocol, started, Err(err));
+                self.report(&stmt, protocol, (started, now), Err(err));
             }
             None => {}
         }
         self.rows = 0;
     }
 
+    /// Counts and logs a statement that ran from `started` to `ended`
+    /// (both read once by the caller, so that a statement costs two clock
+    /// reads).
     fn report(
         &mut self,
         stmt: &Stmt,
         protocol: Protocol,
-        started: Instant,
+        (started, ended): (Instant, Instant),
         result: Result<(&str, Option<u64>), Failure<'_>>,
     ) {
         self.count += 1;
@@ -596,14 +639,15 @@ impl Tracker {
                 copy: None,
                 tables: &[],
             };
-            for event in anomalies.on_statement(&seen, Instant::now()) {
+            for event in anomalies.on_statement(&seen, ended) {
                 self.reporter.emit(event);
             }
         }
         if !failed && !self.coverage.covers(stmt.class) {
             return;
         }
-        let duration = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+        let elapsed = ended.saturating_duration_since(started);
+        let duration = i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX);
         let kind = match (&result, stmt.masked) {
             (Err(_), _) => catalog::STATEMENT_FAILED,
             (Ok(_), true) => catalog::STATEMENT_UNPARSED,
@@ -662,5 +706,31 @@ fn command_name(command: &str) -> std::borrow::Cow<'static, str> {
     match COMMON.iter().find(|c| **c == command) {
         Some(c) => std::borrow::Cow::Borrowed(c),
         None => std::borrow::Cow::Owned(command.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_keep_the_unnamed_apart_from_the_named() {
+        let mut names = Names::default();
+        let a = Stmt::unknown("");
+        let b = Stmt::unknown("s1");
+        assert!(names.get("").is_none());
+        names.set("", Arc::clone(&a));
+        names.set("s1", Arc::clone(&b));
+        assert!(Arc::ptr_eq(names.get("").unwrap(), &a));
+        assert!(Arc::ptr_eq(names.get("s1").unwrap(), &b));
+        // Redefining replaces; removing one leaves the other.
+        names.set("s1", Arc::clone(&a));
+        assert!(Arc::ptr_eq(names.get("s1").unwrap(), &a));
+        names.remove("");
+        assert!(names.get("").is_none());
+        assert!(names.get("s1").is_some());
+        names.remove("s1");
+        assert!(names.get("s1").is_none());
+        assert!(names.named.is_empty());
     }
 }
