@@ -97,6 +97,26 @@ impl Names {
     }
 }
 
+/// The query string redacted last, kept so that the same text is not
+/// redacted and inspected again: drivers send the same Parse for every
+/// execution of a statement. What redaction and the injection detectors
+/// make of a text depends only on the text and the session's
+/// `standard_conforming_strings`, and the tracker forgets it when that
+/// changes; the firewall still sees every statement.
+#[derive(Debug, Default)]
+struct Last {
+    /// The text; empty when none is kept.
+    sql: String,
+    /// Its statements, as logged.
+    statements: Vec<Arc<Stmt>>,
+    /// The context the tracker's `findings` were found in, when they are
+    /// this text's.
+    inspected: Option<sqli::Context>,
+}
+
+/// Query strings longer than this are redacted every time rather than kept.
+const LAST_MAX: usize = 4096;
+
 /// How a statement reached the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Protocol {
@@ -153,6 +173,7 @@ pub(crate) struct Tracker {
     coverage: Coverage,
     redactor: Redactor,
     scratch: Redacted,
+    last: Last,
     statements: Names,
     portals: Names,
     pending: VecDeque<Pending>,
@@ -184,6 +205,7 @@ impl Tracker {
             coverage,
             redactor: Redactor::new(),
             scratch: Redacted::default(),
+            last: Last::default(),
             statements: Names::default(),
             portals: Names::default(),
             pending: VecDeque::new(),
@@ -202,13 +224,20 @@ impl Tracker {
     /// redacted into `self.scratch`; returns whether it is denied.
     fn inspect(&mut self, sql: &str, simple_query: bool, protocol: Protocol) -> bool {
         if self.detection.sql_injection {
-            self.findings.clear();
             let cx = sqli::Context {
                 simple_query,
                 application_role: self.application_role,
                 standard_conforming_strings: self.standard_conforming_strings,
             };
-            sqli::inspect(sql, &cx, &mut self.findings);
+            // `sql` is the text just redacted: when it is the one kept and
+            // was inspected in this context, the findings are still its.
+            if self.last.inspected != Some(cx) {
+                self.findings.clear();
+                sqli::inspect(sql, &cx, &mut self.findings);
+                if !self.last.sql.is_empty() {
+                    self.last.inspected = Some(cx);
+                }
+            }
             let mut reported: Vec<sqli::Rule> = Vec::new();
             for i in 0..self.findings.len() {
                 let f = self.findings[i];
@@ -315,21 +344,30 @@ impl Tracker {
         }
     }
 
-    fn redact(&mut self, sql: &str) -> Vec<Arc<Stmt>> {
-        self.redactor.redact_into(sql, &mut self.scratch);
-        self.scratch
-            .statements
-            .iter()
-            .map(|s| {
-                Arc::new(Stmt {
-                    text: s.text.as_str().into(),
-                    fingerprint: s.fingerprint,
-                    class: s.class,
-                    masked: s.masked,
-                    name: None,
-                })
-            })
-            .collect()
+    /// Redacts `sql` into `self.scratch` (unless it is the text redacted
+    /// last, which is there already); returns its statements.
+    fn redact(&mut self, sql: &str) -> &[Arc<Stmt>] {
+        if sql.is_empty() || self.last.sql != sql {
+            self.redactor.redact_into(sql, &mut self.scratch);
+            let last = &mut self.last;
+            last.inspected = None;
+            last.sql.clear();
+            if sql.len() <= LAST_MAX {
+                last.sql.push_str(sql);
+            }
+            last.statements.clear();
+            last.statements
+                .extend(self.scratch.statements.iter().map(|s| {
+                    Arc::new(Stmt {
+                        text: s.text.as_str().into(),
+                        fingerprint: s.fingerprint,
+                        class: s.class,
+                        masked: s.masked,
+                        name: None,
+                    })
+                }));
+        }
+        &self.last.statements
     }
 
     /// A message from the client, before it is relayed.
@@ -344,7 +382,7 @@ impl Tracker {
         }
         match msg {
             FrontendMessage::Query(q) => {
-                let statements = self.redact(q.sql).into();
+                let statements = self.redact(q.sql).iter().cloned().collect();
                 self.rows = 0;
                 if self.inspect(q.sql, true, Protocol::Simple) {
                     self.pending.push_back(Pending::Denied(Self::denial()));
@@ -358,18 +396,17 @@ impl Tracker {
                 });
             }
             FrontendMessage::Parse(p) => {
-                let mut list = self.redact(p.sql);
+                // Parse takes one statement; anything else is an error the
+                // server reports, logged under the masked text.
+                let stmt = match self.redact(p.sql) {
+                    [one] => Arc::clone(one),
+                    _ => Stmt::unknown(""),
+                };
                 if self.inspect(p.sql, false, Protocol::Extended) {
                     self.pending.push_back(Pending::Denied(Self::denial()));
                     self.skipping = true;
                     return Relay::Drop;
                 }
-                let stmt = match list.len() {
-                    1 => list.pop().unwrap_or_else(|| Stmt::unknown("")),
-                    // Parse takes one statement; anything else is an error
-                    // the server reports, logged under the masked text.
-                    _ => Stmt::unknown(""),
-                };
                 let stmt = if p.name.is_empty() {
                     stmt
                 } else {
@@ -489,6 +526,8 @@ impl Tracker {
                 let on = p.value.eq_ignore_ascii_case("on");
                 self.standard_conforming_strings = on;
                 self.redactor.set_standard_conforming_strings(on);
+                // What was kept was redacted and inspected under the old value.
+                self.last = Last::default();
             }
             _ => {}
         }
@@ -711,7 +750,70 @@ fn command_name(command: &str) -> std::borrow::Cow<'static, str> {
 
 #[cfg(test)]
 mod tests {
+    use vigil_event::{Emitter, Overflow};
+    use vigil_pg::MessageTag;
+
     use super::*;
+    use crate::metrics::Metrics;
+
+    fn parse(name: &str, sql: &str) -> Vec<u8> {
+        let mut body = Vec::new();
+        for s in [name, sql] {
+            body.extend_from_slice(s.as_bytes());
+            body.push(0);
+        }
+        body.extend_from_slice(&0i16.to_be_bytes());
+        body
+    }
+
+    /// The same Parse again and again (as drivers send it) is redacted
+    /// once, but every time logged, inspected and reported.
+    #[test]
+    fn a_repeated_parse_is_reported_every_time() {
+        let (emitter, rx) = Emitter::channel(64, Overflow::Block);
+        let reporter = Reporter::new(emitter, Arc::new(Metrics::new()));
+        let mut detection = Detection::new();
+        detection.sql_injection = true;
+        let session = Arc::new(Session::default());
+        let mut t = Tracker::new(session, reporter, Coverage::all(), detection);
+        let body = parse("", "SELECT * FROM t WHERE a = $1 OR 1=1");
+        let other = parse("s1", "SELECT pg_sleep($1)");
+        let messages = [&body, &body, &other, &body, &body];
+        for body in messages {
+            let msg = FrontendMessage::decode(MessageTag::PARSE, body).unwrap();
+            assert_eq!(t.frontend(&msg), Relay::Forward);
+            t.backend(&BackendMessage::ParseComplete);
+        }
+        let mut rules = Vec::new();
+        while let Some(q) = rx.try_recv() {
+            assert_eq!(q.event.kind, catalog::ANOMALY_SQL_INJECTION);
+            rules.push(q.event.field_value("rule").unwrap().to_string());
+        }
+        let want = [
+            "tautology",
+            "tautology",
+            "time_function",
+            "tautology",
+            "tautology",
+        ];
+        assert_eq!(rules, want);
+        let kept = t.statements.get("").unwrap();
+        let fresh = Redactor::new().redact("SELECT * FROM t WHERE a = $1 OR 1=1");
+        assert_eq!(*kept.text, *fresh.statements[0].text);
+        assert_eq!(kept.fingerprint, fresh.statements[0].fingerprint);
+        assert_eq!(
+            &*t.statements.get("s1").unwrap().text,
+            "SELECT pg_sleep($1)"
+        );
+        // A new standard_conforming_strings forgets what was kept.
+        let off = BackendMessage::decode(
+            MessageTag::PARAMETER_STATUS,
+            b"standard_conforming_strings\0off\0",
+        )
+        .unwrap();
+        t.backend(&off);
+        assert!(t.last.sql.is_empty() && t.last.inspected.is_none());
+    }
 
     #[test]
     fn names_keep_the_unnamed_apart_from_the_named() {
