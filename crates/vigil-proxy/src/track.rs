@@ -59,6 +59,64 @@ impl Stmt {
     }
 }
 
+/// Prepared statements or portals by name. Most clients use the unnamed
+/// ones for every statement (and drivers that prepare name only the
+/// statement), so the unnamed one has a slot of its own: binding or
+/// executing it neither hashes nor allocates.
+#[derive(Debug, Default)]
+struct Names {
+    unnamed: Option<Arc<Stmt>>,
+    named: HashMap<Box<str>, Arc<Stmt>>,
+}
+
+impl Names {
+    fn get(&self, name: &str) -> Option<&Arc<Stmt>> {
+        if name.is_empty() {
+            self.unnamed.as_ref()
+        } else {
+            self.named.get(name)
+        }
+    }
+
+    fn set(&mut self, name: &str, stmt: Arc<Stmt>) {
+        if name.is_empty() {
+            self.unnamed = Some(stmt);
+        } else if let Some(slot) = self.named.get_mut(name) {
+            *slot = stmt;
+        } else {
+            self.named.insert(name.into(), stmt);
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        if name.is_empty() {
+            self.unnamed = None;
+        } else {
+            self.named.remove(name);
+        }
+    }
+}
+
+/// The query string redacted last, kept so that the same text is not
+/// redacted and inspected again: drivers send the same Parse for every
+/// execution of a statement. What redaction and the injection detectors
+/// make of a text depends only on the text and the session's
+/// `standard_conforming_strings`, and the tracker forgets it when that
+/// changes; the firewall still sees every statement.
+#[derive(Debug, Default)]
+struct Last {
+    /// The text; empty when none is kept.
+    sql: String,
+    /// Its statements, as logged.
+    statements: Vec<Arc<Stmt>>,
+    /// The context the tracker's `findings` were found in, when they are
+    /// this text's.
+    inspected: Option<sqli::Context>,
+}
+
+/// Query strings longer than this are redacted every time rather than kept.
+const LAST_MAX: usize = 4096;
+
 /// How a statement reached the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Protocol {
@@ -115,8 +173,9 @@ pub(crate) struct Tracker {
     coverage: Coverage,
     redactor: Redactor,
     scratch: Redacted,
-    statements: HashMap<Box<str>, Arc<Stmt>>,
-    portals: HashMap<Box<str>, Arc<Stmt>>,
+    last: Last,
+    statements: Names,
+    portals: Names,
     pending: VecDeque<Pending>,
     /// Statements that completed or failed.
     pub(crate) count: u64,
@@ -146,8 +205,9 @@ impl Tracker {
             coverage,
             redactor: Redactor::new(),
             scratch: Redacted::default(),
-            statements: HashMap::new(),
-            portals: HashMap::new(),
+            last: Last::default(),
+            statements: Names::default(),
+            portals: Names::default(),
             pending: VecDeque::new(),
             count: 0,
             rows: 0,
@@ -164,13 +224,20 @@ impl Tracker {
     /// redacted into `self.scratch`; returns whether it is denied.
     fn inspect(&mut self, sql: &str, simple_query: bool, protocol: Protocol) -> bool {
         if self.detection.sql_injection {
-            self.findings.clear();
             let cx = sqli::Context {
                 simple_query,
                 application_role: self.application_role,
                 standard_conforming_strings: self.standard_conforming_strings,
             };
-            sqli::inspect(sql, &cx, &mut self.findings);
+            // `sql` is the text just redacted: when it is the one kept and
+            // was inspected in this context, the findings are still its.
+            if self.last.inspected != Some(cx) {
+                self.findings.clear();
+                sqli::inspect(sql, &cx, &mut self.findings);
+                if !self.last.sql.is_empty() {
+                    self.last.inspected = Some(cx);
+                }
+            }
             let mut reported: Vec<sqli::Rule> = Vec::new();
             for i in 0..self.findings.len() {
                 let f = self.findings[i];
@@ -277,26 +344,34 @@ impl Tracker {
         }
     }
 
-    fn redact(&mut self, sql: &str) -> Vec<Arc<Stmt>> {
-        self.redactor.redact_into(sql, &mut self.scratch);
-        self.scratch
-            .statements
-            .iter()
-            .map(|s| {
-                Arc::new(Stmt {
-                    text: s.text.as_str().into(),
-                    fingerprint: s.fingerprint,
-                    class: s.class,
-                    masked: s.masked,
-                    name: None,
-                })
-            })
-            .collect()
+    /// Redacts `sql` into `self.scratch` (unless it is the text redacted
+    /// last, which is there already); returns its statements.
+    fn redact(&mut self, sql: &str) -> &[Arc<Stmt>] {
+        if sql.is_empty() || self.last.sql != sql {
+            self.redactor.redact_into(sql, &mut self.scratch);
+            let last = &mut self.last;
+            last.inspected = None;
+            last.sql.clear();
+            if sql.len() <= LAST_MAX {
+                last.sql.push_str(sql);
+            }
+            last.statements.clear();
+            last.statements
+                .extend(self.scratch.statements.iter().map(|s| {
+                    Arc::new(Stmt {
+                        text: s.text.as_str().into(),
+                        fingerprint: s.fingerprint,
+                        class: s.class,
+                        masked: s.masked,
+                        name: None,
+                    })
+                }));
+        }
+        &self.last.statements
     }
 
     /// A message from the client, before it is relayed.
     pub(crate) fn frontend(&mut self, msg: &FrontendMessage<'_>) -> Relay {
-        let now = Instant::now();
         if self.skipping {
             if matches!(msg, FrontendMessage::Sync) {
                 self.skipping = false;
@@ -307,7 +382,7 @@ impl Tracker {
         }
         match msg {
             FrontendMessage::Query(q) => {
-                let statements = self.redact(q.sql).into();
+                let statements = self.redact(q.sql).iter().cloned().collect();
                 self.rows = 0;
                 if self.inspect(q.sql, true, Protocol::Simple) {
                     self.pending.push_back(Pending::Denied(Self::denial()));
@@ -316,23 +391,22 @@ impl Tracker {
                 }
                 self.pending.push_back(Pending::Query {
                     statements,
-                    started: now,
+                    started: Instant::now(),
                     copy: false,
                 });
             }
             FrontendMessage::Parse(p) => {
-                let mut list = self.redact(p.sql);
+                // Parse takes one statement; anything else is an error the
+                // server reports, logged under the masked text.
+                let stmt = match self.redact(p.sql) {
+                    [one] => Arc::clone(one),
+                    _ => Stmt::unknown(""),
+                };
                 if self.inspect(p.sql, false, Protocol::Extended) {
                     self.pending.push_back(Pending::Denied(Self::denial()));
                     self.skipping = true;
                     return Relay::Drop;
                 }
-                let stmt = match list.len() {
-                    1 => list.pop().unwrap_or_else(|| Stmt::unknown("")),
-                    // Parse takes one statement; anything else is an error
-                    // the server reports, logged under the masked text.
-                    _ => Stmt::unknown(""),
-                };
                 let stmt = if p.name.is_empty() {
                     stmt
                 } else {
@@ -344,7 +418,7 @@ impl Tracker {
                         name: Some(p.name.into()),
                     })
                 };
-                self.statements.insert(p.name.into(), Arc::clone(&stmt));
+                self.statements.set(p.name, Arc::clone(&stmt));
                 self.pending.push_back(Pending::Parse(stmt));
             }
             FrontendMessage::Bind(b) => {
@@ -353,7 +427,7 @@ impl Tracker {
                     .get(b.statement)
                     .cloned()
                     .unwrap_or_else(|| Stmt::unknown(b.statement));
-                self.portals.insert(b.portal.into(), Arc::clone(&stmt));
+                self.portals.set(b.portal, Arc::clone(&stmt));
                 self.pending.push_back(Pending::Bind(stmt));
             }
             FrontendMessage::Describe(_) => self.pending.push_back(Pending::Describe),
@@ -365,7 +439,7 @@ impl Tracker {
                     .unwrap_or_else(|| Stmt::unknown(""));
                 self.pending.push_back(Pending::Execute {
                     stmt,
-                    started: now,
+                    started: Instant::now(),
                     copy: false,
                 });
             }
@@ -373,13 +447,13 @@ impl Tracker {
                 match c.target {
                     Target::Statement => self.statements.remove(c.name),
                     Target::Portal => self.portals.remove(c.name),
-                };
+                }
                 self.pending.push_back(Pending::Close);
             }
             FrontendMessage::Sync => self.pending.push_back(Pending::Sync),
             FrontendMessage::FunctionCall(f) => self.pending.push_back(Pending::FunctionCall {
                 oid: f.function_oid,
-                started: now,
+                started: Instant::now(),
             }),
             _ => {}
         }
@@ -432,7 +506,9 @@ impl Tracker {
                         masked: false,
                         name: None,
                     };
-                    self.report(&stmt, Protocol::Function, started, Ok(("CALL", None)));
+                    let now = Instant::now();
+                    let result = Ok(("CALL", None));
+                    self.report(&stmt, Protocol::Function, (started, now), result);
                 }
             }
             BackendMessage::ErrorResponse(d) => self.failed(d),
@@ -450,6 +526,8 @@ impl Tracker {
                 let on = p.value.eq_ignore_ascii_case("on");
                 self.standard_conforming_strings = on;
                 self.redactor.set_standard_conforming_strings(on);
+                // What was kept was redacted and inspected under the old value.
+                self.last = Last::default();
             }
             _ => {}
         }
@@ -479,7 +557,7 @@ impl Tracker {
                 let began = *started;
                 *started = now;
                 *copy = false;
-                self.report(&stmt, protocol, began, Ok((command, rows)));
+                self.report(&stmt, protocol, (began, now), Ok((command, rows)));
             }
             Some(Pending::Execute { .. }) => {
                 if let Some(Pending::Execute {
@@ -494,7 +572,7 @@ impl Tracker {
                         Protocol::Extended
                     };
                     let _ = suspended;
-                    self.report(&stmt, protocol, started, Ok((command, rows)));
+                    self.report(&stmt, protocol, (started, now), Ok((command, rows)));
                 }
             }
             _ => {}
@@ -504,6 +582,7 @@ impl Tracker {
 
     /// An ErrorResponse.
     fn failed(&mut self, d: &Diagnostic<'_>) {
+        let now = Instant::now();
         let sqlstate = d.sqlstate().unwrap_or("");
         let message = d.message().unwrap_or("");
         let detail = d.detail();
@@ -526,13 +605,13 @@ impl Tracker {
                     Protocol::Simple
                 };
                 let began = *started;
-                self.report(&stmt, protocol, began, Err(err));
+                self.report(&stmt, protocol, (began, now), Err(err));
             }
             Some(_) => {
                 let front = self.pending.pop_front();
                 let (stmt, protocol, started) = match front {
                     Some(Pending::Parse(s) | Pending::Bind(s)) => {
-                        (Some(s), Protocol::Extended, Instant::now())
+                        (Some(s), Protocol::Extended, now)
                     }
                     Some(Pending::Execute {
                         stmt,
@@ -551,7 +630,7 @@ impl Tracker {
                         self.pending.push_front(Pending::Sync);
                         (None, Protocol::Function, started)
                     }
-                    _ => (None, Protocol::Extended, Instant::now()),
+                    _ => (None, Protocol::Extended, now),
                 };
                 // The server skips to the next Sync.
                 while self
@@ -562,18 +641,21 @@ impl Tracker {
                     self.pending.pop_front();
                 }
                 let stmt = stmt.unwrap_or_else(|| Stmt::unknown(""));
-                self.report(&stmt, protocol, started, Err(err));
+                self.report(&stmt, protocol, (started, now), Err(err));
             }
             None => {}
         }
         self.rows = 0;
     }
 
+    /// Counts and logs a statement that ran from `started` to `ended`
+    /// (both read once by the caller, so that a statement costs two clock
+    /// reads).
     fn report(
         &mut self,
         stmt: &Stmt,
         protocol: Protocol,
-        started: Instant,
+        (started, ended): (Instant, Instant),
         result: Result<(&str, Option<u64>), Failure<'_>>,
     ) {
         self.count += 1;
@@ -596,14 +678,15 @@ impl Tracker {
                 copy: None,
                 tables: &[],
             };
-            for event in anomalies.on_statement(&seen, Instant::now()) {
+            for event in anomalies.on_statement(&seen, ended) {
                 self.reporter.emit(event);
             }
         }
         if !failed && !self.coverage.covers(stmt.class) {
             return;
         }
-        let duration = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+        let elapsed = ended.saturating_duration_since(started);
+        let duration = i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX);
         let kind = match (&result, stmt.masked) {
             (Err(_), _) => catalog::STATEMENT_FAILED,
             (Ok(_), true) => catalog::STATEMENT_UNPARSED,
@@ -662,5 +745,94 @@ fn command_name(command: &str) -> std::borrow::Cow<'static, str> {
     match COMMON.iter().find(|c| **c == command) {
         Some(c) => std::borrow::Cow::Borrowed(c),
         None => std::borrow::Cow::Owned(command.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vigil_event::{Emitter, Overflow};
+    use vigil_pg::MessageTag;
+
+    use super::*;
+    use crate::metrics::Metrics;
+
+    fn parse(name: &str, sql: &str) -> Vec<u8> {
+        let mut body = Vec::new();
+        for s in [name, sql] {
+            body.extend_from_slice(s.as_bytes());
+            body.push(0);
+        }
+        body.extend_from_slice(&0i16.to_be_bytes());
+        body
+    }
+
+    /// The same Parse again and again (as drivers send it) is redacted
+    /// once, but every time logged, inspected and reported.
+    #[test]
+    fn a_repeated_parse_is_reported_every_time() {
+        let (emitter, rx) = Emitter::channel(64, Overflow::Block);
+        let reporter = Reporter::new(emitter, Arc::new(Metrics::new()));
+        let mut detection = Detection::new();
+        detection.sql_injection = true;
+        let session = Arc::new(Session::default());
+        let mut t = Tracker::new(session, reporter, Coverage::all(), detection);
+        let body = parse("", "SELECT * FROM t WHERE a = $1 OR 1=1");
+        let other = parse("s1", "SELECT pg_sleep($1)");
+        let messages = [&body, &body, &other, &body, &body];
+        for body in messages {
+            let msg = FrontendMessage::decode(MessageTag::PARSE, body).unwrap();
+            assert_eq!(t.frontend(&msg), Relay::Forward);
+            t.backend(&BackendMessage::ParseComplete);
+        }
+        let mut rules = Vec::new();
+        while let Some(q) = rx.try_recv() {
+            assert_eq!(q.event.kind, catalog::ANOMALY_SQL_INJECTION);
+            rules.push(q.event.field_value("rule").unwrap().to_string());
+        }
+        let want = [
+            "tautology",
+            "tautology",
+            "time_function",
+            "tautology",
+            "tautology",
+        ];
+        assert_eq!(rules, want);
+        let kept = t.statements.get("").unwrap();
+        let fresh = Redactor::new().redact("SELECT * FROM t WHERE a = $1 OR 1=1");
+        assert_eq!(*kept.text, *fresh.statements[0].text);
+        assert_eq!(kept.fingerprint, fresh.statements[0].fingerprint);
+        assert_eq!(
+            &*t.statements.get("s1").unwrap().text,
+            "SELECT pg_sleep($1)"
+        );
+        // A new standard_conforming_strings forgets what was kept.
+        let off = BackendMessage::decode(
+            MessageTag::PARAMETER_STATUS,
+            b"standard_conforming_strings\0off\0",
+        )
+        .unwrap();
+        t.backend(&off);
+        assert!(t.last.sql.is_empty() && t.last.inspected.is_none());
+    }
+
+    #[test]
+    fn names_keep_the_unnamed_apart_from_the_named() {
+        let mut names = Names::default();
+        let a = Stmt::unknown("");
+        let b = Stmt::unknown("s1");
+        assert!(names.get("").is_none());
+        names.set("", Arc::clone(&a));
+        names.set("s1", Arc::clone(&b));
+        assert!(Arc::ptr_eq(names.get("").unwrap(), &a));
+        assert!(Arc::ptr_eq(names.get("s1").unwrap(), &b));
+        // Redefining replaces; removing one leaves the other.
+        names.set("s1", Arc::clone(&a));
+        assert!(Arc::ptr_eq(names.get("s1").unwrap(), &a));
+        names.remove("");
+        assert!(names.get("").is_none());
+        assert!(names.get("s1").is_some());
+        names.remove("s1");
+        assert!(names.get("s1").is_none());
+        assert!(names.named.is_empty());
     }
 }
