@@ -2,9 +2,9 @@
 //!
 //! A chain starts at entry `s` under audit key version `v` with
 //! `k_s = HMAC-SHA256(K_v, "vigil-seal chain v1\0" || origin || 0x00 || be64(s))`.
-//! Entry `i` gets `mac_i = HMAC-SHA256(k_i, "vigil-seal entry v2\0" || d_i ||
-//! mac_{i-1})`, where `d_i` is the entry's digest (the line without its MAC,
-//! hashed: `line::EntryHash`), and the key then evolves,
+//! Entry `i` gets `mac_i = HMAC-SHA256(k_i, "vigil-seal entry v2\0" || d_i)`,
+//! where `d_i` is the entry's digest (the line without its MAC, then the
+//! previous MAC, hashed: `line::EntryHash`), and the key then evolves,
 //! `k_{i+1} = SHA-256("vigil-seal evolve v1\0" || k_i)`; the old key is
 //! overwritten at once. Whoever steals `k_i` cannot compute any earlier key.
 
@@ -39,9 +39,9 @@ impl ChainKey {
     }
 
     /// The MAC of the entry whose digest is `digest`:
-    /// `HMAC(k, "vigil-seal entry v2\0" || digest || prev_mac)`.
-    pub(crate) fn mac(&self, digest: &Hash, prev: &Hash) -> Hash {
-        entry_mac(Hmac::new(&self.k), digest, prev)
+    /// `HMAC(k, "vigil-seal entry v2\0" || digest)`.
+    pub(crate) fn mac(&self, digest: &Hash) -> Hash {
+        entry_mac(Hmac::new(&self.k), digest)
     }
 
     /// Moves to the next entry's key and erases the current one.
@@ -51,14 +51,13 @@ impl ChainKey {
 }
 
 /// Finishes `m`, an HMAC under an entry's key, over the entry's digest
-/// and the previous MAC (see [`ChainKey::mac`]).
-fn entry_mac(mut m: Hmac, digest: &Hash, prev: &Hash) -> Hash {
-    // In one piece: 84 bytes, two blocks after the key's.
-    let mut msg = [0u8; ENTRY_LABEL.len() + 64];
+/// (see [`ChainKey::mac`]).
+fn entry_mac(mut m: Hmac, digest: &Hash) -> Hash {
+    // In one piece: 52 bytes, one block after the key's.
+    let mut msg = [0u8; ENTRY_LABEL.len() + 32];
     let (label, rest) = msg.split_at_mut(ENTRY_LABEL.len());
     label.copy_from_slice(ENTRY_LABEL);
-    rest[..32].copy_from_slice(digest);
-    rest[32..].copy_from_slice(prev);
+    rest.copy_from_slice(digest);
     m.update(&msg);
     m.finish()
 }
@@ -74,7 +73,7 @@ const KEYS_AHEAD: usize = 2;
 
 /// The sealer's chain: [`ChainKey`]'s MACs, with the key blocks of the next
 /// entries' HMACs and the key evolution hashed ahead on a thread of their
-/// own (3 of the 6 SHA-256 blocks of an entry's MAC).
+/// own (3 of the 5 SHA-256 blocks of an entry's MAC).
 ///
 /// The thread keeps the key of the first entry it has not hashed yet and
 /// evolves it in place; the hashed key blocks wait in batches, and the
@@ -126,14 +125,14 @@ impl KeyStream {
 
     /// The MAC of the current entry ([`ChainKey::mac`]); moves on to the
     /// next entry's key and erases this one's.
-    pub(crate) fn mac_and_evolve(&mut self, digest: &Hash, prev: &Hash) -> Hash {
+    pub(crate) fn mac_and_evolve(&mut self, digest: &Hash) -> Hash {
         match &mut self.0 {
             Stream::Inline(key) => {
-                let mac = key.mac(digest, prev);
+                let mac = key.mac(digest);
                 key.evolve();
                 mac
             }
-            Stream::Ahead(ahead) => entry_mac(ahead.next_hmac(), digest, prev),
+            Stream::Ahead(ahead) => entry_mac(ahead.next_hmac(), digest),
         }
     }
 }
@@ -219,47 +218,35 @@ mod tests {
     #[test]
     fn evolving_changes_the_key_and_the_mac() {
         let mut k = ChainKey::start(&[1; 32], "db1", 1);
-        let m1 = k.mac(&[5; 32], &[0; 32]);
+        let m1 = k.mac(&[5; 32]);
         k.evolve();
-        let m2 = k.mac(&[5; 32], &[0; 32]);
+        let m2 = k.mac(&[5; 32]);
         assert_ne!(m1, m2);
     }
 
     #[test]
     fn every_input_is_bound() {
         let k = ChainKey::start(&[1; 32], "db1", 1);
-        let base = k.mac(&[5; 32], &[0; 32]);
+        let base = k.mac(&[5; 32]);
         let mut digest = [5; 32];
         digest[31] ^= 1;
-        assert_ne!(base, k.mac(&digest, &[0; 32]));
-        assert_ne!(base, k.mac(&[5; 32], &[1; 32]));
-        assert_ne!(
-            base,
-            ChainKey::start(&[1; 32], "db2", 1).mac(&[5; 32], &[0; 32])
-        );
-        assert_ne!(
-            base,
-            ChainKey::start(&[1; 32], "db1", 2).mac(&[5; 32], &[0; 32])
-        );
-        assert_ne!(
-            base,
-            ChainKey::start(&[2; 32], "db1", 1).mac(&[5; 32], &[0; 32])
-        );
-        assert!(mac_eq(&base, &k.mac(&[5; 32], &[0; 32])));
+        assert_ne!(base, k.mac(&digest));
+        assert_ne!(base, ChainKey::start(&[1; 32], "db2", 1).mac(&[5; 32]));
+        assert_ne!(base, ChainKey::start(&[1; 32], "db1", 2).mac(&[5; 32]));
+        assert_ne!(base, ChainKey::start(&[2; 32], "db1", 1).mac(&[5; 32]));
+        assert!(mac_eq(&base, &k.mac(&[5; 32])));
     }
 
     #[test]
     fn the_stream_gives_the_chain_key_macs() {
         let mut key = ChainKey::start(&[4; 32], "db1", 7);
         let mut stream = KeyStream::start(&[4; 32], "db1", 7);
-        let mut prev = [0; 32];
         for seq in 7..7 + 3 * KEYS_BATCH as u64 + 5 {
             let digest = crate::sha::sha256(&[format!("record {seq}").as_bytes()]);
-            let want = key.mac(&digest, &prev);
+            let want = key.mac(&digest);
             key.evolve();
-            let got = stream.mac_and_evolve(&digest, &prev);
+            let got = stream.mac_and_evolve(&digest);
             assert_eq!(got, want, "seq {seq}");
-            prev = got;
         }
     }
 

@@ -351,8 +351,8 @@ fn parse_with(format: LineFormat, t: &Tokens, line: &[u8]) -> Result<Parsed, Lin
 /// digits: `P || Q` where the line is `P || hex(mac) || Q`. The state of
 /// `SHA-256(0x00 || P || Q)` gives both
 ///
-/// - the entry digest `SHA-256(0x00 || P || Q)`, which the MAC covers
-///   ([`digest`](Self::digest)), and
+/// - the entry digest `SHA-256(0x00 || P || Q || prev_mac)`, which the MAC
+///   covers ([`digest`](Self::digest)), and
 /// - the Merkle leaf `SHA-256(0x00 || P || Q || mac)`, the RFC 6962 leaf
 ///   hash of the line with its MAC moved to the end as 32 bytes
 ///   ([`leaf`](Self::leaf)),
@@ -376,9 +376,12 @@ impl EntryHash {
         EntryHash::new(&line[..mac_at], &line[mac_at + 64..])
     }
 
-    /// The entry digest, which the MAC covers.
-    pub(crate) fn digest(&self) -> Hash {
-        self.0.clone().finish()
+    /// The entry digest, which the MAC covers, chained to the previous
+    /// entry's MAC `prev`.
+    pub(crate) fn digest(&self, prev: &Hash) -> Hash {
+        let mut h = self.0.clone();
+        h.update(prev);
+        h.finish()
     }
 
     /// The Merkle leaf hash of the entry whose MAC is `mac`.
@@ -638,13 +641,19 @@ mod tests {
             let at = line.windows(64).position(|w| w == hex).unwrap();
             let mut data = line[..at].to_vec();
             data.extend_from_slice(&line[at + 64..]);
-            let digest = crate::merkle::leaf_hash(&data);
+            let mut chained = data.clone();
+            chained.extend_from_slice(&[7; 32]);
+            let digest = crate::merkle::leaf_hash(&chained);
             data.extend_from_slice(&s.mac);
             let leaf = crate::merkle::leaf_hash(&data);
             assert_eq!(entry_leaf(format, &line), Ok(leaf), "{format:?}");
             let p = parse_entry(format, &line).unwrap();
             assert_eq!(p.mac_at, at, "{format:?}");
-            assert_eq!(EntryHash::of(&line, at).digest(), digest, "{format:?}");
+            assert_eq!(
+                EntryHash::of(&line, at).digest(&[7; 32]),
+                digest,
+                "{format:?}"
+            );
             // Written without the MAC, the line has zeros in its place.
             let mut unsealed = Vec::new();
             let mac_at = write_unsealed(format, &record, &s, &mut unsealed);

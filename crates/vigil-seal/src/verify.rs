@@ -666,7 +666,7 @@ impl<'v, 'a> Run<'v, 'a> {
         // everything else).
         let prepare = Prepare {
             format: self.format,
-            digests: self.v.keys.is_some(),
+            prev: self.v.keys.is_some().then_some(self.prev_mac),
         };
         std::thread::scope(|scope| {
             let (tx, rx) = mpsc::sync_channel(CHUNKS_AHEAD);
@@ -762,7 +762,7 @@ impl<'v, 'a> Run<'v, 'a> {
         let prepared = match prepared.filter(|p| p.format == format) {
             Some(p) => p,
             None => match parse_entry(format, line) {
-                Ok(parsed) => Prepared::new(format, line, parsed, self.v.keys.is_some()),
+                Ok(parsed) => Prepared::new(format, line, parsed, None),
                 Err(_) => {
                     self.old_format(path, lineno, line)?;
                     let msg = "line is not a sealed entry".to_string();
@@ -805,7 +805,7 @@ impl<'v, 'a> Run<'v, 'a> {
             },
             _ => None,
         };
-        if let Some((kind, msg)) = self.check_mac(digest, &seal) {
+        if let Some((kind, msg)) = self.check_mac(&hash, digest, &seal) {
             self.fail(kind, path, lineno, Some(seal.seq), msg);
             return Ok(false);
         }
@@ -1015,7 +1015,12 @@ impl<'v, 'a> Run<'v, 'a> {
         Ok((self.key.insert(key), version))
     }
 
-    fn check_mac(&mut self, digest: Option<Hash>, seal: &Seal) -> Option<(FailureKind, String)> {
+    fn check_mac(
+        &mut self,
+        hash: &EntryHash,
+        digest: Option<(Hash, Hash)>,
+        seal: &Seal,
+    ) -> Option<(FailureKind, String)> {
         if let Some(origin) = &seal.start {
             if self.v.keys.is_some()
                 && let Some(o) = &self.origin
@@ -1034,8 +1039,13 @@ impl<'v, 'a> Run<'v, 'a> {
             self.report.chains += 1;
         }
         let lookup = self.v.keys?;
-        let digest = digest?;
         let prev = self.prev_mac;
+        // The reader hashed the digest with the MAC of the line before;
+        // that is the previous entry's unless a line failed before.
+        let digest = match digest {
+            Some((p, d)) if p == prev => d,
+            _ => hash.digest(&prev),
+        };
         let (key, version) = match self.chain_key(lookup) {
             Ok(k) => k,
             Err(failure) => return Some(failure),
@@ -1047,7 +1057,7 @@ impl<'v, 'a> Run<'v, 'a> {
             );
             return Some((FailureKind::Modified, msg));
         }
-        let mac = key.mac(&digest, &prev);
+        let mac = key.mac(&digest);
         if !mac_eq(&mac, &seal.mac) {
             let msg = "MAC does not verify: the entry or its seal was changed".to_string();
             return Some((FailureKind::Modified, msg));
@@ -1070,16 +1080,16 @@ impl<'v, 'a> Run<'v, 'a> {
         let Ok(parsed) = parse_entry(format, &restored) else {
             return false;
         };
-        let digest = EntryHash::of(&restored, parsed.mac_at).digest();
         let prev = self.prev_mac;
+        let digest = EntryHash::of(&restored, parsed.mac_at).digest(&prev);
         let v = seal.key_version;
         let mac = match &seal.start {
             Some(origin) => match lookup(v) {
-                Some(audit_key) => ChainKey::start(&audit_key, origin, seq).mac(&digest, &prev),
+                Some(audit_key) => ChainKey::start(&audit_key, origin, seq).mac(&digest),
                 None => return false,
             },
             None => match self.chain_key(lookup) {
-                Ok((key, version)) if version == v => key.mac(&digest, &prev),
+                Ok((key, version)) if version == v => key.mac(&digest),
                 _ => return false,
             },
         };
@@ -1244,19 +1254,21 @@ fn first_starting_at(
 
 /// What the reader thread prepares for the checks of one line: its seal,
 /// parsed, and its hashes without the MAC ([`EntryHash`]), with the entry
-/// digest the MAC covers when the audit keys are given. The checking
-/// thread finishes the Merkle leaf, which needs the MAC.
+/// digest the MAC covers when the audit keys are given (and the previous
+/// MAC it was chained to). The checking thread finishes the Merkle leaf,
+/// which needs the MAC.
 struct Prepared {
     format: LineFormat,
     parsed: Parsed,
     hash: EntryHash,
-    digest: Option<Hash>,
+    digest: Option<(Hash, Hash)>,
 }
 
 impl Prepared {
-    fn new(format: LineFormat, line: &[u8], parsed: Parsed, digests: bool) -> Prepared {
+    /// Hashes a parsed line, and its digest chained to `prev` if given.
+    fn new(format: LineFormat, line: &[u8], parsed: Parsed, prev: Option<Hash>) -> Prepared {
         let hash = EntryHash::of(line, parsed.mac_at);
-        let digest = digests.then(|| hash.digest());
+        let digest = prev.map(|p| (p, hash.digest(&p)));
         Prepared {
             format,
             parsed,
@@ -1272,8 +1284,10 @@ struct Prepare {
     /// The line format, when known; else the first line that parses in a
     /// format decides it, as it does for the checking thread.
     format: Option<LineFormat>,
-    /// Whether to hash the entry digests (key mode).
-    digests: bool,
+    /// With the audit keys, the MAC the next line's digest is chained to:
+    /// that of the line before it (at first, of the entry before the
+    /// segment or bookmark).
+    prev: Option<Hash>,
 }
 
 /// Lines of a segment file read by [`read_chunks`].
@@ -1386,7 +1400,11 @@ fn push_line(chunk: &mut Chunk, start: usize, end: usize, taken: usize, prepare:
     let prepared = format.and_then(|format| {
         let parsed = parse_entry(format, line).ok()?;
         prepare.format = Some(format);
-        Some(Prepared::new(format, line, parsed, prepare.digests))
+        let prepared = Prepared::new(format, line, parsed, prepare.prev);
+        if let Some(prev) = &mut prepare.prev {
+            *prev = prepared.parsed.seal.mac;
+        }
+        Some(prepared)
     });
     chunk.lines.push(LineInfo {
         start,

@@ -728,7 +728,7 @@ impl Sealer {
         let at = self.seg.pending.len();
         let mac_at = write_unsealed(self.cfg.format, &self.record, &seal, &mut self.seg.pending);
         let entry = EntryHash::of(&self.seg.pending[at..], mac_at - at);
-        let mac = self.chain.mac_and_evolve(&entry.digest(), &self.prev_mac);
+        let mac = self.chain.mac_and_evolve(&entry.digest(&self.prev_mac));
         fill_mac(&mut self.seg.pending, mac_at, &mac);
         self.leaves.push(entry, &mac);
         self.seg.pending.push(b'\n');
