@@ -1043,7 +1043,7 @@ impl<'v, 'a> Run<'v, 'a> {
         // The reader hashed the digest with the MAC of the line before;
         // that is the previous entry's unless a line failed before.
         let digest = match digest {
-            Some((p, d)) if p == prev => d,
+            Some((p, d)) if mac_eq(&p, &prev) => d,
             _ => hash.digest(&prev),
         };
         let (key, version) = match self.chain_key(lookup) {
