@@ -7,6 +7,15 @@
 //!   `sync = "never"`): formatting, MAC, Merkle leaf and buffered writes.
 //! - `verify/key` and `verify/public_key`: `vigil verify` of a sealed log
 //!   of 200,000 entries, with the audit key and with the public key alone.
+//!
+//! For instruction counts (`valgrind --tool=callgrind`), which a shared
+//! machine's load does not change, `VIGIL_SEAL_COUNT=<case>:<n>` runs one
+//! case once over `n` entries instead of the benchmarks: `append`,
+//! `end_to_end`, `write` (a log of `n` entries into
+//! `VIGIL_SEAL_COUNT_DIR`), `verify_key` or `verify_public_key` (of the log
+//! there, which must hold more than `n` entries). The difference between
+//! two runs, `n` and `2n` entries, divided by `n`, is the cost per entry
+//! without the setup.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -14,7 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use vigil_event::{Event, Filter, Session, Severity, catalog};
 use vigil_seal::{CheckpointSigner, SealConfig, SealKeys, Sealer, SyncPolicy, Verifier};
 use vigil_ship::{Pipeline, SinkSpec, Target};
@@ -157,5 +166,80 @@ fn verify(c: &mut Criterion) {
     g.finish();
 }
 
+/// One case of `VIGIL_SEAL_COUNT`, once over `n` entries.
+fn count(spec: &str) {
+    let (case, n) = spec.split_once(':').expect("VIGIL_SEAL_COUNT=<case>:<n>");
+    let n: u64 = n.parse().expect("a number of entries");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ev = statement();
+    match case {
+        "append" => {
+            let mut cfg = SealConfig::new(dir.path(), "bench");
+            cfg.sync = SyncPolicy::Never;
+            let (mut sealer, _) = Sealer::open(cfg, keys()).expect("open");
+            for _ in 0..n {
+                sealer.append(&mut ev.clone()).expect("append");
+                sealer.take_generated();
+            }
+            sealer.close().expect("close");
+        }
+        "end_to_end" => {
+            let mut cfg = SealConfig::new(dir.path(), "bench");
+            cfg.sync = SyncPolicy::Interval(SyncPolicy::DEFAULT_INTERVAL);
+            let (sealer, _) = Sealer::open(cfg, keys()).expect("open");
+            let quiet = SinkSpec::new("none", Target::Writer(Box::new(std::io::sink())))
+                .filter(Filter::new(Severity::Alert, &[], &[]));
+            let (pipeline, emitter) = Pipeline::builder()
+                .origin("bench")
+                .audit(sealer)
+                .sink(quiet)
+                .start()
+                .expect("pipeline");
+            for _ in 1..n {
+                emitter.emit(ev.clone());
+            }
+            emitter
+                .emit_durable(ev.clone(), Duration::from_secs(600))
+                .expect("durable");
+            pipeline.shutdown().expect("shutdown");
+        }
+        "write" | "verify_key" | "verify_public_key" => {
+            let at = std::path::PathBuf::from(
+                std::env::var_os("VIGIL_SEAL_COUNT_DIR").expect("VIGIL_SEAL_COUNT_DIR"),
+            );
+            if case == "write" {
+                let mut cfg = SealConfig::new(&at, "bench");
+                cfg.sync = SyncPolicy::Never;
+                let (mut sealer, _) = Sealer::open(cfg, keys()).expect("open");
+                for _ in 0..n {
+                    sealer.append(&mut ev.clone()).expect("append");
+                }
+                sealer.close().expect("close");
+                return;
+            }
+            let lookup = |_: u32| Some(Zeroizing::new(AUDIT_KEY));
+            let v = if case == "verify_key" {
+                Verifier::new().keys(&lookup)
+            } else {
+                let vkey = CheckpointSigner::new("bench", &SEED)
+                    .expect("signer")
+                    .verifier();
+                Verifier::new().public_key(vkey)
+            };
+            let r = v.verify(&[at]).expect("verify");
+            assert!(r.verified() && r.entries > n, "{:?}", r.failure);
+        }
+        other => panic!("unknown case {other}"),
+    }
+}
+
 criterion_group!(benches, seal_end_to_end, verify);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("VIGIL_SEAL_COUNT") {
+        count(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -2,8 +2,9 @@
 //!
 //! A chain starts at entry `s` under audit key version `v` with
 //! `k_s = HMAC-SHA256(K_v, "vigil-seal chain v1\0" || origin || 0x00 || be64(s))`.
-//! Entry `i` gets `mac_i = HMAC-SHA256(k_i, entry_i || mac_{i-1})` (see
-//! [`ChainKey::mac`] for the exact bytes) and the key then evolves,
+//! Entry `i` gets `mac_i = HMAC-SHA256(k_i, "vigil-seal entry v2\0" || d_i)`,
+//! where `d_i` is the entry's digest (the line without its MAC, then the
+//! previous MAC, hashed: `line::EntryHash`), and the key then evolves,
 //! `k_{i+1} = SHA-256("vigil-seal evolve v1\0" || k_i)`; the old key is
 //! overwritten at once. Whoever steals `k_i` cannot compute any earlier key.
 
@@ -17,7 +18,7 @@ use crate::sha::{Hmac, HmacKey, sha256_secret};
 
 const CHAIN_LABEL: &[u8] = b"vigil-seal chain v1\0";
 const EVOLVE_LABEL: &[u8] = b"vigil-seal evolve v1\0";
-const ENTRY_LABEL: &[u8] = b"vigil-seal entry v1\0";
+const ENTRY_LABEL: &[u8] = b"vigil-seal entry v2\0";
 
 /// The current key of a chain. Zeroized when dropped or evolved.
 pub(crate) struct ChainKey {
@@ -37,37 +38,10 @@ impl ChainKey {
         ChainKey { k }
     }
 
-    /// The MAC of one entry:
-    /// `HMAC(k, "vigil-seal entry v1\0" || be64(seq) || be32(key_version) ||
-    /// u8(start) || be64(len(record)) || record || be64(len(checkpoint)) ||
-    /// checkpoint || prev_mac)`, where `checkpoint` is the note's bytes or
-    /// empty.
-    pub(crate) fn mac(
-        &self,
-        seq: u64,
-        key_version: u32,
-        start: bool,
-        record: &[u8],
-        checkpoint: Option<&str>,
-        prev: &Hash,
-    ) -> Hash {
-        self.mac_split(seq, key_version, start, (record, &[]), checkpoint, prev)
-    }
-
-    /// [`mac`](Self::mac) of the record `record.0 || record.1`: a JSON
-    /// record is the sealed line up to its seal and a closing brace, which
-    /// the verifier need not copy.
-    pub(crate) fn mac_split(
-        &self,
-        seq: u64,
-        key_version: u32,
-        start: bool,
-        record: (&[u8], &[u8]),
-        checkpoint: Option<&str>,
-        prev: &Hash,
-    ) -> Hash {
-        let m = Hmac::new(&self.k);
-        entry_mac(m, seq, key_version, start, record, checkpoint, prev)
+    /// The MAC of the entry whose digest is `digest`:
+    /// `HMAC(k, "vigil-seal entry v2\0" || digest)`.
+    pub(crate) fn mac(&self, digest: &Hash) -> Hash {
+        entry_mac(Hmac::new(&self.k), digest)
     }
 
     /// Moves to the next entry's key and erases the current one.
@@ -76,34 +50,15 @@ impl ChainKey {
     }
 }
 
-/// Finishes `m`, an HMAC under an entry's key, over the entry's bytes (see
-/// [`ChainKey::mac`]).
-fn entry_mac(
-    mut m: Hmac,
-    seq: u64,
-    key_version: u32,
-    start: bool,
-    record: (&[u8], &[u8]),
-    checkpoint: Option<&str>,
-    prev: &Hash,
-) -> Hash {
-    let (head, tail) = record;
-    let len = (head.len() + tail.len()) as u64;
-    // The fixed-size fields in one piece: fewer partial-block copies.
-    let mut fixed = [0u8; ENTRY_LABEL.len() + 8 + 4 + 1 + 8];
-    let (label, rest) = fixed.split_at_mut(ENTRY_LABEL.len());
+/// Finishes `m`, an HMAC under an entry's key, over the entry's digest
+/// (see [`ChainKey::mac`]).
+fn entry_mac(mut m: Hmac, digest: &Hash) -> Hash {
+    // In one piece: 52 bytes, one block after the key's.
+    let mut msg = [0u8; ENTRY_LABEL.len() + 32];
+    let (label, rest) = msg.split_at_mut(ENTRY_LABEL.len());
     label.copy_from_slice(ENTRY_LABEL);
-    rest[..8].copy_from_slice(&seq.to_be_bytes());
-    rest[8..12].copy_from_slice(&key_version.to_be_bytes());
-    rest[12] = u8::from(start);
-    rest[13..].copy_from_slice(&len.to_be_bytes());
-    m.update(&fixed);
-    m.update(head);
-    m.update(tail);
-    let cp = checkpoint.map(str::as_bytes).unwrap_or_default();
-    m.update(&(cp.len() as u64).to_be_bytes());
-    m.update(cp);
-    m.update(prev);
+    rest.copy_from_slice(digest);
+    m.update(&msg);
     m.finish()
 }
 
@@ -118,7 +73,7 @@ const KEYS_AHEAD: usize = 2;
 
 /// The sealer's chain: [`ChainKey`]'s MACs, with the key blocks of the next
 /// entries' HMACs and the key evolution hashed ahead on a thread of their
-/// own (3 of the about 14 SHA-256 blocks of an entry's MAC).
+/// own (3 of the 5 SHA-256 blocks of an entry's MAC).
 ///
 /// The thread keeps the key of the first entry it has not hashed yet and
 /// evolves it in place; the hashed key blocks wait in batches, and the
@@ -170,26 +125,14 @@ impl KeyStream {
 
     /// The MAC of the current entry ([`ChainKey::mac`]); moves on to the
     /// next entry's key and erases this one's.
-    pub(crate) fn mac_and_evolve(
-        &mut self,
-        seq: u64,
-        key_version: u32,
-        start: bool,
-        record: &[u8],
-        checkpoint: Option<&str>,
-        prev: &Hash,
-    ) -> Hash {
+    pub(crate) fn mac_and_evolve(&mut self, digest: &Hash) -> Hash {
         match &mut self.0 {
             Stream::Inline(key) => {
-                let mac = key.mac(seq, key_version, start, record, checkpoint, prev);
+                let mac = key.mac(digest);
                 key.evolve();
                 mac
             }
-            Stream::Ahead(ahead) => {
-                let m = ahead.next_hmac();
-                let record = (record, &[][..]);
-                entry_mac(m, seq, key_version, start, record, checkpoint, prev)
-            }
+            Stream::Ahead(ahead) => entry_mac(ahead.next_hmac(), digest),
         }
     }
 }
@@ -275,49 +218,35 @@ mod tests {
     #[test]
     fn evolving_changes_the_key_and_the_mac() {
         let mut k = ChainKey::start(&[1; 32], "db1", 1);
-        let m1 = k.mac(1, 1, true, b"rec", None, &[0; 32]);
+        let m1 = k.mac(&[5; 32]);
         k.evolve();
-        let m2 = k.mac(1, 1, true, b"rec", None, &[0; 32]);
+        let m2 = k.mac(&[5; 32]);
         assert_ne!(m1, m2);
     }
 
     #[test]
     fn every_input_is_bound() {
         let k = ChainKey::start(&[1; 32], "db1", 1);
-        let base = k.mac(5, 1, false, b"rec", Some("cp"), &[0; 32]);
-        assert_ne!(base, k.mac(6, 1, false, b"rec", Some("cp"), &[0; 32]));
-        assert_ne!(base, k.mac(5, 2, false, b"rec", Some("cp"), &[0; 32]));
-        assert_ne!(base, k.mac(5, 1, true, b"rec", Some("cp"), &[0; 32]));
-        assert_ne!(base, k.mac(5, 1, false, b"reC", Some("cp"), &[0; 32]));
-        assert_ne!(base, k.mac(5, 1, false, b"rec", None, &[0; 32]));
-        assert_ne!(base, k.mac(5, 1, false, b"rec", Some("cp"), &[1; 32]));
-        assert_ne!(
-            base,
-            ChainKey::start(&[1; 32], "db2", 1).mac(5, 1, false, b"rec", Some("cp"), &[0; 32])
-        );
-        assert_ne!(
-            base,
-            ChainKey::start(&[1; 32], "db1", 2).mac(5, 1, false, b"rec", Some("cp"), &[0; 32])
-        );
-        assert!(mac_eq(
-            &base,
-            &k.mac(5, 1, false, b"rec", Some("cp"), &[0; 32])
-        ));
+        let base = k.mac(&[5; 32]);
+        let mut digest = [5; 32];
+        digest[31] ^= 1;
+        assert_ne!(base, k.mac(&digest));
+        assert_ne!(base, ChainKey::start(&[1; 32], "db2", 1).mac(&[5; 32]));
+        assert_ne!(base, ChainKey::start(&[1; 32], "db1", 2).mac(&[5; 32]));
+        assert_ne!(base, ChainKey::start(&[2; 32], "db1", 1).mac(&[5; 32]));
+        assert!(mac_eq(&base, &k.mac(&[5; 32])));
     }
 
     #[test]
     fn the_stream_gives_the_chain_key_macs() {
         let mut key = ChainKey::start(&[4; 32], "db1", 7);
         let mut stream = KeyStream::start(&[4; 32], "db1", 7);
-        let mut prev = [0; 32];
         for seq in 7..7 + 3 * KEYS_BATCH as u64 + 5 {
-            let cp = (seq % 50 == 0).then_some("cp");
-            let record = format!("record {seq}");
-            let want = key.mac(seq, 1, seq == 7, record.as_bytes(), cp, &prev);
+            let digest = crate::sha::sha256(&[format!("record {seq}").as_bytes()]);
+            let want = key.mac(&digest);
             key.evolve();
-            let got = stream.mac_and_evolve(seq, 1, seq == 7, record.as_bytes(), cp, &prev);
+            let got = stream.mac_and_evolve(&digest);
             assert_eq!(got, want, "seq {seq}");
-            prev = got;
         }
     }
 

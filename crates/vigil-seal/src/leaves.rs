@@ -1,25 +1,27 @@
 //! The writer's Merkle tree, fed on a thread of its own.
 //!
-//! Of the about 27 SHA-256 blocks that sealing an entry costs, the leaf hash
-//! of the sealed line and the tree's interior nodes are 13, and nothing
-//! needs them before the next checkpoint. So the sealer copies each sealed
-//! line into a batch, and full batches go to a thread that hashes their
-//! lines into the tree, in order. [`Leaves::tree`] hands the rest of the
-//! current batch over and waits for the tree with every line pushed so far:
-//! once per checkpoint.
+//! The sealer hashes each line once, without its MAC ([`EntryHash`]); the
+//! end of the Merkle leaf (the MAC and the padding, one or two SHA-256
+//! blocks) and the tree's interior nodes (two on average) are left, and
+//! nothing needs them before the next checkpoint. So the sealer puts each
+//! entry's hash state and MAC into a batch, and full batches go to a thread
+//! that finishes the leaves and pushes them into the tree, in order.
+//! [`Leaves::tree`] hands the rest of the current batch over and waits for
+//! the tree with every entry pushed so far: once per checkpoint.
 //!
-//! With a single CPU, or when the thread cannot be started, the lines are
-//! hashed at once on the sealing thread, as before.
+//! With a single CPU, or when the thread cannot be started, the leaves are
+//! hashed at once on the sealing thread.
 
 use std::fmt;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
 
-use crate::merkle::{Tree, leaf_hash};
+use crate::line::EntryHash;
+use crate::merkle::{Hash, Tree};
 
-/// Bytes of sealed lines sent to the thread at once (about 200 lines): each
-/// batch may cost a wake-up of the thread, a system call.
-const BATCH: usize = 128 * 1024;
+/// Entries sent to the thread at once (about 180 KiB): each batch may cost
+/// a wake-up of the thread, a system call.
+const BATCH: usize = 1024;
 
 /// Batches in flight to the thread: bounds the memory and how far the
 /// hashing may fall behind the sealing before the sealer waits, for
@@ -48,16 +50,11 @@ struct Worker {
     handle: Option<JoinHandle<()>>,
 }
 
-/// Sealed lines, without their newlines, one after another.
-#[derive(Default)]
-struct Batch {
-    buf: Vec<u8>,
-    /// Where each line ends in `buf`.
-    ends: Vec<usize>,
-}
+/// Entries' hash states and MACs, in order.
+type Batch = Vec<(EntryHash, Hash)>;
 
 enum Job {
-    /// Push the lines' leaf hashes into the tree.
+    /// Push the entries' leaf hashes into the tree.
     Hash(Batch),
     /// Send a copy of the tree.
     Tree(SyncSender<Tree>),
@@ -108,16 +105,15 @@ impl Leaves {
         }
     }
 
-    /// Appends the leaf of a sealed line (without its newline).
-    pub(crate) fn push(&mut self, line: &[u8]) {
+    /// Appends the leaf of the entry hashed as `entry` whose MAC is `mac`.
+    pub(crate) fn push(&mut self, entry: EntryHash, mac: &Hash) {
         match &mut self.imp {
             Imp::Inline(tree) => {
-                tree.push(leaf_hash(line));
+                tree.push(entry.leaf(mac));
             }
             Imp::Thread(w) => {
-                w.batch.buf.extend_from_slice(line);
-                w.batch.ends.push(w.batch.buf.len());
-                if w.batch.buf.len() >= BATCH {
+                w.batch.push((entry, *mac));
+                if w.batch.len() >= BATCH {
                     w.send_batch();
                 }
             }
@@ -136,12 +132,14 @@ impl Leaves {
 impl Worker {
     /// Hands the current batch to the thread and starts a new one.
     fn send_batch(&mut self) {
-        if self.batch.ends.is_empty() {
+        if self.batch.is_empty() {
             return;
         }
-        let mut next = self.spare.try_recv().unwrap_or_default();
-        next.buf.clear();
-        next.ends.clear();
+        let mut next = self
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        next.clear();
         let full = std::mem::replace(&mut self.batch, next);
         self.send(Job::Hash(full));
     }
@@ -189,11 +187,9 @@ impl Drop for Worker {
 fn hash_batches(mut tree: Tree, jobs: &Receiver<Job>, spare: &Sender<Batch>) {
     while let Ok(job) = jobs.recv() {
         match job {
-            Job::Hash(batch) => {
-                let mut start = 0;
-                for &end in &batch.ends {
-                    tree.push(leaf_hash(&batch.buf[start..end]));
-                    start = end;
+            Job::Hash(mut batch) => {
+                for (entry, mac) in batch.drain(..) {
+                    tree.push(entry.leaf(&mac));
                 }
                 // The sealer may be gone; then nobody reuses it.
                 let _ = spare.send(batch);
@@ -214,11 +210,13 @@ mod tests {
         let lines: Vec<Vec<u8>> = (0..5000u32)
             .map(|i| format!("line {i} {}", "x".repeat((i % 700) as usize)).into_bytes())
             .collect();
+        let entry = |line: &[u8]| EntryHash::new(line, b"");
         let mut inline = Leaves::inline(Tree::new());
         let mut thread = Leaves::new(Tree::new());
         for (i, line) in lines.iter().enumerate() {
-            inline.push(line);
-            thread.push(line);
+            let mac = [i as u8; 32];
+            inline.push(entry(line), &mac);
+            thread.push(entry(line), &mac);
             if i % 1777 == 0 {
                 assert_eq!(inline.tree(), thread.tree(), "after {i}");
             }
@@ -228,8 +226,8 @@ mod tests {
         assert_eq!(tree.size(), 5000);
         // From a restored tree too.
         let mut resumed = Leaves::new(tree.clone());
-        resumed.push(b"one more");
-        inline.push(b"one more");
+        resumed.push(entry(b"one more"), &[1; 32]);
+        inline.push(entry(b"one more"), &[1; 32]);
         assert_eq!(resumed.tree(), inline.tree());
     }
 }

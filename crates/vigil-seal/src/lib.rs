@@ -70,7 +70,8 @@ pub use checkpoint::{
     Checkpoint, CheckpointSigner, CheckpointVerifier, KeyError, MAX_SIGNATURES, NoteError,
 };
 pub use line::{
-    LineError, LineFormat, Seal, parse_sealed, record_parts, split_sealed, write_sealed,
+    LineError, LineFormat, SEAL_FORMAT_VERSION, Seal, entry_leaf, parse_sealed, record_parts,
+    split_sealed, write_sealed,
 };
 pub use merkle::{
     FrontierError, Hash, ProofError, Tree, consistency_proof, empty_root, hash_from_hex,

@@ -2,13 +2,20 @@
 //! appended in that format's own syntax.
 //!
 //! ```text
-//! json  {…record…,"seal":{"seq":N,"key":V,"mac":"<64 hex>"[,"start":"<b64url>"][,"checkpoint":"<b64url>"]}}
-//! text  …record… seal.seq=N seal.key=V seal.mac=<64 hex>[ seal.start=<b64url>][ seal.checkpoint=<b64url>]
-//! cef   …record… vigilSealSeq=N vigilSealKey=V vigilSealMac=<64 hex>[ vigilSealStart=<b64url>][ vigilSealCheckpoint=<b64url>]
+//! json  {…record…,"seal":{"seq":N,"v":2,"key":V,"mac":"<64 hex>"[,"start":"<b64url>"][,"checkpoint":"<b64url>"]}}
+//! text  …record… seal.seq=N seal.v=2 seal.key=V seal.mac=<64 hex>[ seal.start=<b64url>][ seal.checkpoint=<b64url>]
+//! cef   …record… vigilSealSeq=N vigilSealV=2 vigilSealKey=V vigilSealMac=<64 hex>[ vigilSealStart=<b64url>][ vigilSealCheckpoint=<b64url>]
 //!
-//! `start` carries the origin (base64url, no padding) on the first entry of
-//! a chain; `checkpoint` carries a signed checkpoint note.
+//! `v` is the version of the seal format (2); `start` carries the origin
+//! (base64url, no padding) on the first entry of a chain; `checkpoint`
+//! carries a signed checkpoint note.
 //! ```
+//!
+//! Format 1 had no `v` field. Its lines do not parse here;
+//! [`parses_as_v1`] tells them apart from other lines that do not parse, so
+//! that the reader can say what to do. No single changed byte turns a line
+//! of one version into a line of the other: the `v` field is six bytes or
+//! more, in a place where format 1 has nothing.
 //!
 //! The seal is always the last thing on the line, and event content cannot
 //! forge it: JSON escapes every `"` inside strings and keeps free fields in
@@ -23,6 +30,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::merkle::Hash;
+use crate::sha::Sha256;
+
+/// The version of the seal format that this code writes and reads.
+pub const SEAL_FORMAT_VERSION: u32 = 2;
 
 /// The line format of an audit log: one of vigil's event formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -88,6 +99,8 @@ pub struct Seal {
 
 struct Tokens {
     open: &'static [u8],
+    /// The format version's field, after the seq.
+    version: &'static [u8],
     key: &'static [u8],
     mac: &'static [u8],
     mac_close: &'static [u8],
@@ -100,6 +113,7 @@ struct Tokens {
 
 const JSON: Tokens = Tokens {
     open: b",\"seal\":{\"seq\":",
+    version: b",\"v\":2",
     key: b",\"key\":",
     mac: b",\"mac\":\"",
     mac_close: b"\"",
@@ -112,6 +126,7 @@ const JSON: Tokens = Tokens {
 
 const TEXT: Tokens = Tokens {
     open: b" seal.seq=",
+    version: b" seal.v=2",
     key: b" seal.key=",
     mac: b" seal.mac=",
     mac_close: b"",
@@ -124,6 +139,7 @@ const TEXT: Tokens = Tokens {
 
 const CEF: Tokens = Tokens {
     open: b" vigilSealSeq=",
+    version: b" vigilSealV=2",
     key: b" vigilSealKey=",
     mac: b" vigilSealMac=",
     mac_close: b"",
@@ -132,6 +148,20 @@ const CEF: Tokens = Tokens {
     checkpoint: b" vigilSealCheckpoint=",
     checkpoint_close: b"",
     close: b"",
+};
+
+/// Format 1's tokens: no version field.
+const JSON_V1: Tokens = Tokens {
+    version: b"",
+    ..JSON
+};
+const TEXT_V1: Tokens = Tokens {
+    version: b"",
+    ..TEXT
+};
+const CEF_V1: Tokens = Tokens {
+    version: b"",
+    ..CEF
 };
 
 /// Why a line is not a sealed entry.
@@ -157,6 +187,20 @@ impl std::fmt::Display for LineError {
 
 /// Appends `record` with `seal` to `out`, as one line without its newline.
 pub fn write_sealed(format: LineFormat, record: &[u8], seal: &Seal, out: &mut Vec<u8>) {
+    let at = write_unsealed(format, record, seal, out);
+    fill_mac(out, at, &seal.mac);
+}
+
+/// Appends `record` with `seal` to `out` as [`write_sealed`] does, but with
+/// 64 zero bytes in the place of the MAC's hex digits (`seal.mac` is not
+/// used), and returns where in `out` they are: the MAC is computed over
+/// the line without them ([`EntryHash`]), then [`fill_mac`] writes it.
+pub(crate) fn write_unsealed(
+    format: LineFormat,
+    record: &[u8],
+    seal: &Seal,
+    out: &mut Vec<u8>,
+) -> usize {
     let t = format.tokens();
     match format {
         // Reopen the record's outer object to add the seal as its last member.
@@ -165,10 +209,12 @@ pub fn write_sealed(format: LineFormat, record: &[u8], seal: &Seal, out: &mut Ve
     }
     out.extend_from_slice(t.open);
     push_u64(out, seal.seq);
+    out.extend_from_slice(t.version);
     out.extend_from_slice(t.key);
     push_u64(out, u64::from(seal.key_version));
     out.extend_from_slice(t.mac);
-    push_hex(out, &seal.mac);
+    let mac_at = out.len();
+    out.resize(mac_at + 64, 0);
     out.extend_from_slice(t.mac_close);
     if let Some(origin) = &seal.start {
         out.extend_from_slice(t.start);
@@ -181,6 +227,13 @@ pub fn write_sealed(format: LineFormat, record: &[u8], seal: &Seal, out: &mut Ve
         out.extend_from_slice(t.checkpoint_close);
     }
     out.extend_from_slice(t.close);
+    mac_at
+}
+
+/// Writes `mac` as lower-case hex at `at` in `out`, where
+/// [`write_unsealed`] left room for it.
+pub(crate) fn fill_mac(out: &mut [u8], at: usize, mac: &Hash) {
+    out[at..at + 64].copy_from_slice(&hex_digits(mac));
 }
 
 /// Splits a sealed line (without its newline) into the record, as the
@@ -202,6 +255,22 @@ pub fn split_sealed(format: LineFormat, line: &[u8]) -> Result<(Cow<'_, [u8]>, S
 /// Parses a sealed line (without its newline): where its seal starts, and
 /// the seal. [`record_parts`] gives the record without copying it.
 pub fn parse_sealed(format: LineFormat, line: &[u8]) -> Result<(usize, Seal), LineError> {
+    parse_entry(format, line).map(|p| (p.at, p.seal))
+}
+
+/// A parsed sealed line.
+#[derive(Clone, Debug)]
+pub(crate) struct Parsed {
+    /// Where the seal starts.
+    pub(crate) at: usize,
+    /// Where the MAC's 64 hex digits start.
+    pub(crate) mac_at: usize,
+    pub(crate) seal: Seal,
+}
+
+/// Parses a sealed line (without its newline), as [`parse_sealed`], and
+/// says where its MAC is.
+pub(crate) fn parse_entry(format: LineFormat, line: &[u8]) -> Result<Parsed, LineError> {
     // One copy of the parser per format, so that the tokens' lengths are
     // constants and comparing them takes no call.
     match format {
@@ -211,17 +280,41 @@ pub fn parse_sealed(format: LineFormat, line: &[u8]) -> Result<(usize, Seal), Li
     }
 }
 
+/// True when `line` is a sealed entry of format 1 in any line format:
+/// written by an older vigil, which this one does not verify.
+pub(crate) fn parses_as_v1(line: &[u8]) -> bool {
+    [
+        (LineFormat::Json, &JSON_V1),
+        (LineFormat::Cef, &CEF_V1),
+        (LineFormat::Text, &TEXT_V1),
+    ]
+    .into_iter()
+    .any(|(format, t)| parse_with(format, t, line).is_ok())
+}
+
+impl LineFormat {
+    /// The format `line` is a sealed entry of, trying JSON, CEF and text
+    /// in that order.
+    pub fn detect(line: &[u8]) -> Option<LineFormat> {
+        [LineFormat::Json, LineFormat::Cef, LineFormat::Text]
+            .into_iter()
+            .find(|&f| parse_entry(f, line).is_ok())
+    }
+}
+
 #[inline(always)]
-fn parse_with(format: LineFormat, t: &Tokens, line: &[u8]) -> Result<(usize, Seal), LineError> {
+fn parse_with(format: LineFormat, t: &Tokens, line: &[u8]) -> Result<Parsed, LineError> {
     let at = rfind(line, t.open).ok_or(LineError::NoSeal)?;
     let mut p = Parser {
         s: &line[at + t.open.len()..],
     };
     let seq = p.u64().ok_or(LineError::BadSeal)?;
+    p.tag(t.version).ok_or(LineError::BadSeal)?;
     p.tag(t.key).ok_or(LineError::BadSeal)?;
     let key_version =
         u32::try_from(p.u64().ok_or(LineError::BadSeal)?).map_err(|_| LineError::BadSeal)?;
     p.tag(t.mac).ok_or(LineError::BadSeal)?;
+    let mac_at = line.len() - p.s.len();
     let mac = p.hex32().ok_or(LineError::BadSeal)?;
     p.tag(t.mac_close).ok_or(LineError::BadSeal)?;
     let start = match p.tag(t.start) {
@@ -241,16 +334,68 @@ fn parse_with(format: LineFormat, t: &Tokens, line: &[u8]) -> Result<(usize, Sea
         LineFormat::Cef if !line.starts_with(b"CEF:0|") => return Err(LineError::BadRecord),
         _ => {}
     }
-    Ok((
+    Ok(Parsed {
         at,
-        Seal {
+        mac_at,
+        seal: Seal {
             seq,
             key_version,
             start,
             mac,
             checkpoint,
         },
-    ))
+    })
+}
+
+/// The hashes of a sealed entry, over its line without the MAC's hex
+/// digits: `P || Q` where the line is `P || hex(mac) || Q`. The state of
+/// `SHA-256(0x00 || P || Q)` gives both
+///
+/// - the entry digest `SHA-256(0x00 || P || Q || prev_mac)`, which the MAC
+///   covers ([`digest`](Self::digest)), and
+/// - the Merkle leaf `SHA-256(0x00 || P || Q || mac)`, the RFC 6962 leaf
+///   hash of the line with its MAC moved to the end as 32 bytes
+///   ([`leaf`](Self::leaf)),
+///
+/// so the line's bytes are hashed once for both.
+#[derive(Clone)]
+pub(crate) struct EntryHash(Sha256);
+
+impl EntryHash {
+    /// Hashes `0x00 || p || q`.
+    pub(crate) fn new(p: &[u8], q: &[u8]) -> EntryHash {
+        let mut h = Sha256::new();
+        h.update(&[0x00]);
+        h.update(p);
+        h.update(q);
+        EntryHash(h)
+    }
+
+    /// The hashes of a sealed line whose MAC's hex digits start at `mac_at`.
+    pub(crate) fn of(line: &[u8], mac_at: usize) -> EntryHash {
+        EntryHash::new(&line[..mac_at], &line[mac_at + 64..])
+    }
+
+    /// The entry digest, which the MAC covers, chained to the previous
+    /// entry's MAC `prev`.
+    pub(crate) fn digest(&self, prev: &Hash) -> Hash {
+        let mut h = self.0.clone();
+        h.update(prev);
+        h.finish()
+    }
+
+    /// The Merkle leaf hash of the entry whose MAC is `mac`.
+    pub(crate) fn leaf(mut self, mac: &Hash) -> Hash {
+        self.0.update(mac);
+        self.0.finish()
+    }
+}
+
+/// The Merkle leaf hash of a sealed line: `SHA-256(0x00 || P || Q || mac)`
+/// where the line is `P || hex(mac) || Q` (see docs/audit.md).
+pub fn entry_leaf(format: LineFormat, line: &[u8]) -> Result<Hash, LineError> {
+    let p = parse_entry(format, line)?;
+    Ok(EntryHash::of(line, p.mac_at).leaf(&p.seal.mac))
 }
 
 /// The record of a line whose seal starts at `at` ([`parse_sealed`]), as
@@ -371,15 +516,14 @@ fn push_u64(out: &mut Vec<u8>, mut v: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
-/// Appends a hash as lower-case hex.
-fn push_hex(out: &mut Vec<u8>, hash: &Hash) {
+/// A hash as lower-case hex digits.
+fn hex_digits(hash: &Hash) -> [u8; 64] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    // Into a fixed buffer, then one copy: no capacity check per digit.
     let mut digits = [0u8; 64];
     for (pair, &b) in digits.as_chunks_mut::<2>().0.iter_mut().zip(hash) {
         *pair = [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]];
     }
-    out.extend_from_slice(&digits);
+    digits
 }
 
 #[cfg(test)]
@@ -455,5 +599,67 @@ mod tests {
             split_sealed(LineFormat::Text, &upper).err(),
             Some(LineError::BadSeal)
         );
+    }
+
+    #[test]
+    fn format_1_is_told_apart_and_no_byte_flip_reaches_it() {
+        for format in [LineFormat::Json, LineFormat::Text, LineFormat::Cef] {
+            let mut record = Vec::new();
+            format.event_format().write(&hostile_event(), &mut record);
+            let mut line = Vec::new();
+            write_sealed(format, &record, &seal(Some("cp"), Some("db1")), &mut line);
+            assert!(!parses_as_v1(&line), "{format:?}");
+            // The same line without its version field is format 1.
+            let t = format.tokens();
+            let at = line
+                .windows(t.version.len())
+                .rposition(|w| w == t.version)
+                .unwrap();
+            let mut old = line.clone();
+            old.drain(at..at + t.version.len());
+            assert!(parses_as_v1(&old), "{format:?}");
+            assert!(parse_sealed(format, &old).is_err(), "{format:?}");
+            for i in 0..line.len() {
+                for x in [1u8, 0x20, 0x80, 0xff] {
+                    let mut flipped = line.clone();
+                    flipped[i] ^= x;
+                    assert!(!parses_as_v1(&flipped), "{format:?} byte {i} ^ {x}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_leaf_is_the_line_without_its_mac_then_the_mac() {
+        for format in [LineFormat::Json, LineFormat::Text, LineFormat::Cef] {
+            let mut record = Vec::new();
+            format.event_format().write(&hostile_event(), &mut record);
+            let s = seal(None, Some("db1"));
+            let mut line = Vec::new();
+            write_sealed(format, &record, &s, &mut line);
+            let hex = hex_digits(&s.mac);
+            let at = line.windows(64).position(|w| w == hex).unwrap();
+            let mut data = line[..at].to_vec();
+            data.extend_from_slice(&line[at + 64..]);
+            let mut chained = data.clone();
+            chained.extend_from_slice(&[7; 32]);
+            let digest = crate::merkle::leaf_hash(&chained);
+            data.extend_from_slice(&s.mac);
+            let leaf = crate::merkle::leaf_hash(&data);
+            assert_eq!(entry_leaf(format, &line), Ok(leaf), "{format:?}");
+            let p = parse_entry(format, &line).unwrap();
+            assert_eq!(p.mac_at, at, "{format:?}");
+            assert_eq!(
+                EntryHash::of(&line, at).digest(&[7; 32]),
+                digest,
+                "{format:?}"
+            );
+            // Written without the MAC, the line has zeros in its place.
+            let mut unsealed = Vec::new();
+            let mac_at = write_unsealed(format, &record, &s, &mut unsealed);
+            assert_eq!(mac_at, at);
+            assert_eq!(&unsealed[..at], &line[..at]);
+            assert_eq!(&unsealed[at + 64..], &line[at + 64..]);
+        }
     }
 }

@@ -221,25 +221,6 @@ impl Tree {
         index
     }
 
-    /// The last hash of the frontier: after [`push`](Self::push), the root
-    /// of the perfect subtree the new leaf completed.
-    pub(crate) fn last(&self) -> Option<&Hash> {
-        self.frontier.last()
-    }
-
-    /// Appends a leaf whose push into a tree equal to this one (same size,
-    /// same frontier) left `merged` as [`last`](Self::last): the same result
-    /// as [`push`](Self::push) without hashing. The verifier's reader thread
-    /// does the hashing on a copy of the tree.
-    pub(crate) fn push_merged(&mut self, merged: Hash) {
-        let next = self.size.checked_add(1).expect("Merkle tree is full");
-        let merges = self.size.trailing_ones() as usize;
-        self.frontier
-            .truncate(self.frontier.len().saturating_sub(merges));
-        self.frontier.push(merged);
-        self.size = next;
-    }
-
     /// Hashes `data` as a leaf, appends it and returns its leaf hash.
     pub fn push_data(&mut self, data: &[u8]) -> Hash {
         let leaf = leaf_hash(data);

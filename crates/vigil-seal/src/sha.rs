@@ -1,6 +1,6 @@
 //! SHA-256 and HMAC-SHA256 for the seal's hashes.
 //!
-//! Every entry costs about 27 SHA-256 blocks, most of them in short
+//! Every entry costs about 19 SHA-256 blocks, half of them in short
 //! messages (the HMAC's key blocks, the key evolution, interior nodes), so
 //! the per-message overhead of a general digest API shows. On CPUs with SHA
 //! extensions this module frames the messages itself around the `sha2`

@@ -64,11 +64,12 @@
 //! # Threads
 //!
 //! Each segment file is read by a second thread, which splits it into
-//! lines and hashes them as Merkle leaves, while the calling thread checks
-//! the lines in order: seals, the MAC chain, seqs, checkpoints. With the
-//! audit keys the reader also hashes the leaves into a copy of the Merkle
-//! tree, and the hashing splits about evenly between the two; without them
-//! the calling thread builds the tree from the leaves.
+//! lines, parses their seals and hashes each line once without its MAC
+//! (with the audit keys, also the entry digest the MAC covers), while the
+//! calling thread checks the lines in order: seqs, the MAC chain, the
+//! Merkle leaves (the MAC and padding appended to the reader's hash) and
+//! tree, checkpoints. With the audit keys the hashing splits about evenly
+//! between the two.
 //!
 //! # Resuming
 //!
@@ -89,8 +90,8 @@ use zeroize::Zeroizing;
 
 use crate::chain::{ChainKey, mac_eq};
 use crate::checkpoint::{Checkpoint, CheckpointVerifier, parse_unverified};
-use crate::line::{LineFormat, Seal, parse_sealed, record_parts};
-use crate::merkle::{Hash, Tree, leaf_hash};
+use crate::line::{EntryHash, LineFormat, Parsed, Seal, parse_entry, parses_as_v1};
+use crate::merkle::{Hash, Tree};
 use crate::writer::parse_segment_name;
 
 /// What kind of tampering or inconsistency verification found.
@@ -259,6 +260,17 @@ pub enum VerifyError {
     /// No segment files were found in the paths given.
     #[error("no audit segments (audit-<seq>.log) found in {0}")]
     NoSegments(String),
+    /// A line was sealed in format 1, by an older vigil.
+    #[error(
+        "{path}:{line}: the audit log was sealed in format 1 by an older vigil; this vigil verifies format {version} only: verify it with the vigil release that wrote it",
+        version = crate::line::SEAL_FORMAT_VERSION
+    )]
+    OldFormat {
+        /// The segment file.
+        path: PathBuf,
+        /// The line, from 1.
+        line: u64,
+    },
     /// Neither keys nor a public key were given.
     #[error(
         "nothing to verify with: give the key directory (and VIGIL_MASTER_KEY) or --public-key"
@@ -648,24 +660,24 @@ impl<'v, 'a> Run<'v, 'a> {
         }
         self.file.clone_from(path);
         let next = segments.get(idx + 1).map(|(_, p)| p.as_path());
-        // A second thread reads the file, splits it into lines and hashes
-        // them into a copy of the Merkle tree, while this one checks them in
-        // order (seals, the MAC chain, everything else). Both
-        // trees take every line in the same order until this one stops, so
-        // the copy's hashes are this tree's. Without the audit keys this
-        // thread has little else to do: it builds the tree itself from the
-        // leaves.
-        let tree = self.v.keys.is_some().then(|| self.tree.clone());
+        // A second thread reads the file, splits it into lines, parses
+        // their seals and hashes them without their MACs, while this one
+        // checks them in order (the MAC chain, seqs, the Merkle tree,
+        // everything else).
+        let prepare = Prepare {
+            format: self.format,
+            prev: self.v.keys.is_some().then_some(self.prev_mac),
+        };
         std::thread::scope(|scope| {
             let (tx, rx) = mpsc::sync_channel(CHUNKS_AHEAD);
             let (back_tx, back_rx) = mpsc::channel();
-            scope.spawn(move || read_chunks(file, tree, &tx, &back_rx));
+            scope.spawn(move || read_chunks(file, prepare, &tx, &back_rx));
             let mut lines = Lines::new(rx, back_tx, path, next);
             let mut first = offset == 0;
             let mut result = Ok(());
             let mut stop = false;
             while !stop {
-                let chunk = match lines.next_chunk() {
+                let mut chunk = match lines.next_chunk() {
                     Ok(Some(chunk)) => chunk,
                     Ok(None) => break,
                     Err(e) => {
@@ -675,7 +687,8 @@ impl<'v, 'a> Run<'v, 'a> {
                 };
                 let mut verified = 0;
                 for i in 0..chunk.lines.len() {
-                    let (taken, hashed) = (chunk.lines[i].taken, chunk.lines[i].hashed);
+                    let taken = chunk.lines[i].taken;
+                    let prepared = chunk.lines[i].prepared.take();
                     self.file_line += 1;
                     self.file_offset += taken;
                     let start = first.then_some((idx, *name_seq));
@@ -684,7 +697,7 @@ impl<'v, 'a> Run<'v, 'a> {
                         chunk: &chunk,
                         idx: i,
                     };
-                    match self.entry(chunk.line(i), hashed, &mut lines, &here, start) {
+                    match self.entry(chunk.line(i), prepared, &mut lines, &here, start) {
                         Ok(true) => verified = i + 1,
                         Ok(false) => stop = true,
                         Err(e) => {
@@ -715,7 +728,7 @@ impl<'v, 'a> Run<'v, 'a> {
     fn entry(
         &mut self,
         line: &[u8],
-        hashed: Hashed,
+        prepared: Option<Prepared>,
         lines: &mut Lines<'_>,
         here: &At<'_>,
         start: Option<(usize, u64)>,
@@ -730,25 +743,40 @@ impl<'v, 'a> Run<'v, 'a> {
         }
         let format = match self.format {
             Some(f) => f,
-            None => match detect(line) {
+            None => match LineFormat::detect(line) {
                 Some(f) => {
                     self.format = Some(f);
                     self.report.format = Some(f);
                     f
                 }
                 None => {
+                    self.old_format(path, lineno, line)?;
                     let msg = "not a sealed entry in any format".to_string();
                     self.fail(FailureKind::Malformed, path, lineno, None, msg);
                     return Ok(false);
                 }
             },
         };
-        let Ok((at, seal)) = parse_sealed(format, line) else {
-            let msg = "line is not a sealed entry".to_string();
-            self.fail(FailureKind::Malformed, path, lineno, None, msg);
-            return Ok(false);
+        // The reader thread parsed and hashed the line in this format; if
+        // it could not know the format, do it here.
+        let prepared = match prepared.filter(|p| p.format == format) {
+            Some(p) => p,
+            None => match parse_entry(format, line) {
+                Ok(parsed) => Prepared::new(format, line, parsed, None),
+                Err(_) => {
+                    self.old_format(path, lineno, line)?;
+                    let msg = "line is not a sealed entry".to_string();
+                    self.fail(FailureKind::Malformed, path, lineno, None, msg);
+                    return Ok(false);
+                }
+            },
         };
-        let record = record_parts(format, line, at);
+        let Prepared {
+            parsed: Parsed { seal, .. },
+            hash,
+            digest,
+            ..
+        } = prepared;
         if let Some((idx, name_seq)) = start
             && let Some(f) = self.segment_start(idx, name_seq, line, &seal, format)?
         {
@@ -756,7 +784,7 @@ impl<'v, 'a> Run<'v, 'a> {
             return Ok(false);
         }
         if seal.seq != self.expected {
-            let (kind, seq, msg) = self.classify(line, record, &seal, lines, here, format)?;
+            let (kind, seq, msg) = self.classify(line, &seal, lines, here, format)?;
             self.fail(kind, path, lineno, seq, msg);
             return Ok(false);
         }
@@ -777,7 +805,7 @@ impl<'v, 'a> Run<'v, 'a> {
             },
             _ => None,
         };
-        if let Some((kind, msg)) = self.check_mac(record, &seal) {
+        if let Some((kind, msg)) = self.check_mac(&hash, digest, &seal) {
             self.fail(kind, path, lineno, Some(seal.seq), msg);
             return Ok(false);
         }
@@ -788,12 +816,7 @@ impl<'v, 'a> Run<'v, 'a> {
             }
             self.last_checkpoint = seal.seq;
         }
-        match hashed.merged {
-            Some((size, merged)) if size == self.tree.size() => self.tree.push_merged(merged),
-            _ => {
-                self.tree.push(hashed.leaf);
-            }
-        }
+        self.tree.push(hash.leaf(&seal.mac));
         self.check_external(path, lineno, seal.seq);
         if self.report.failure.is_some() {
             return Ok(false);
@@ -813,6 +836,20 @@ impl<'v, 'a> Run<'v, 'a> {
             }
         }
         Ok(true)
+    }
+
+    /// Stops the verification when a line that does not parse was sealed
+    /// in format 1: the whole log was, and this version cannot check it.
+    /// No change of a byte or of a line break turns an entry of format 2
+    /// into one of format 1.
+    fn old_format(&self, path: &Path, line_no: u64, line: &[u8]) -> Result<(), VerifyError> {
+        if parses_as_v1(line) {
+            return Err(VerifyError::OldFormat {
+                path: path.to_path_buf(),
+                line: line_no,
+            });
+        }
+        Ok(())
     }
 
     fn bookmark(&self, line: &[u8], seal: &Seal) -> Bookmark {
@@ -894,7 +931,6 @@ impl<'v, 'a> Run<'v, 'a> {
     fn classify(
         &mut self,
         line: &[u8],
-        record: (&[u8], &[u8]),
         seal: &Seal,
         lines: &mut Lines<'_>,
         here: &At<'_>,
@@ -923,7 +959,7 @@ impl<'v, 'a> Run<'v, 'a> {
                 let msg = format!("entry {s} appears again after entry {}", e - 1);
                 return Ok((FailureKind::Replayed, Some(s), msg));
             }
-            if next == Some(e + 1) || (end && self.verifies_as(e, record, seal)) {
+            if next == Some(e + 1) || (end && self.verifies_as(e, line, format, seal)) {
                 return Ok((FailureKind::Modified, Some(e), changed));
             }
             let msg = format!("entry {s} appears again after entry {}", e - 1);
@@ -941,7 +977,7 @@ impl<'v, 'a> Run<'v, 'a> {
                 format!("entry {s} comes before entry {e}"),
             ));
         }
-        if next == Some(e + 1) || (end && self.verifies_as(e, record, seal)) {
+        if next == Some(e + 1) || (end && self.verifies_as(e, line, format, seal)) {
             return Ok((FailureKind::Modified, Some(e), changed));
         }
         let msg = if s - 1 == e {
@@ -979,7 +1015,12 @@ impl<'v, 'a> Run<'v, 'a> {
         Ok((self.key.insert(key), version))
     }
 
-    fn check_mac(&mut self, record: (&[u8], &[u8]), seal: &Seal) -> Option<(FailureKind, String)> {
+    fn check_mac(
+        &mut self,
+        hash: &EntryHash,
+        digest: Option<(Hash, Hash)>,
+        seal: &Seal,
+    ) -> Option<(FailureKind, String)> {
         if let Some(origin) = &seal.start {
             if self.v.keys.is_some()
                 && let Some(o) = &self.origin
@@ -999,6 +1040,12 @@ impl<'v, 'a> Run<'v, 'a> {
         }
         let lookup = self.v.keys?;
         let prev = self.prev_mac;
+        // The reader hashed the digest with the MAC of the line before;
+        // that is the previous entry's unless a line failed before.
+        let digest = match digest {
+            Some((p, d)) if mac_eq(&p, &prev) => d,
+            _ => hash.digest(&prev),
+        };
         let (key, version) = match self.chain_key(lookup) {
             Ok(k) => k,
             Err(failure) => return Some(failure),
@@ -1010,9 +1057,7 @@ impl<'v, 'a> Run<'v, 'a> {
             );
             return Some((FailureKind::Modified, msg));
         }
-        let start = seal.start.is_some();
-        let cp = seal.checkpoint.as_deref();
-        let mac = key.mac_split(seal.seq, seal.key_version, start, record, cp, &prev);
+        let mac = key.mac(&digest);
         if !mac_eq(&mac, &seal.mac) {
             let msg = "MAC does not verify: the entry or its seal was changed".to_string();
             return Some((FailureKind::Modified, msg));
@@ -1022,25 +1067,29 @@ impl<'v, 'a> Run<'v, 'a> {
         None
     }
 
-    /// True when the line's MAC verifies as entry `seq`, the one expected:
-    /// only its seq field was changed. Always false without the audit keys.
-    fn verifies_as(&mut self, seq: u64, record: (&[u8], &[u8]), seal: &Seal) -> bool {
+    /// True when the line's MAC verifies as entry `seq`, the one expected,
+    /// with `seq` back in its seq field: only that field was changed.
+    /// Always false without the audit keys.
+    fn verifies_as(&mut self, seq: u64, line: &[u8], format: LineFormat, seal: &Seal) -> bool {
         let Some(lookup) = self.v.keys else {
             return false;
         };
+        let Some(restored) = with_seq(format, line, seq) else {
+            return false;
+        };
+        let Ok(parsed) = parse_entry(format, &restored) else {
+            return false;
+        };
         let prev = self.prev_mac;
-        let cp = seal.checkpoint.as_deref();
+        let digest = EntryHash::of(&restored, parsed.mac_at).digest(&prev);
         let v = seal.key_version;
         let mac = match &seal.start {
             Some(origin) => match lookup(v) {
-                Some(audit_key) => ChainKey::start(&audit_key, origin, seq)
-                    .mac_split(seq, v, true, record, cp, &prev),
+                Some(audit_key) => ChainKey::start(&audit_key, origin, seq).mac(&digest),
                 None => return false,
             },
             None => match self.chain_key(lookup) {
-                Ok((key, version)) if version == v => {
-                    key.mac_split(seq, v, false, record, cp, &prev)
-                }
+                Ok((key, version)) if version == v => key.mac(&digest),
                 _ => return false,
             },
         };
@@ -1130,19 +1179,13 @@ impl<'v, 'a> Run<'v, 'a> {
     }
 }
 
-fn detect(line: &[u8]) -> Option<LineFormat> {
-    [LineFormat::Json, LineFormat::Cef, LineFormat::Text]
-        .into_iter()
-        .find(|&f| parse_sealed(f, line).is_ok())
-}
-
-/// The opening of the seal and the token after its seq, as `line.rs`
-/// writes them.
+/// The opening of the seal and the tokens after its seq up to its key
+/// version, as `line.rs` writes them.
 fn seal_tokens(format: LineFormat) -> (&'static [u8], &'static [u8]) {
     match format {
-        LineFormat::Json => (b",\"seal\":{\"seq\":", b",\"key\":"),
-        LineFormat::Text => (b" seal.seq=", b" seal.key="),
-        LineFormat::Cef => (b" vigilSealSeq=", b" vigilSealKey="),
+        LineFormat::Json => (b",\"seal\":{\"seq\":", b",\"v\":2,\"key\":"),
+        LineFormat::Text => (b" seal.seq=", b" seal.v=2 seal.key="),
+        LineFormat::Cef => (b" vigilSealSeq=", b" vigilSealV=2 vigilSealKey="),
     }
 }
 
@@ -1154,6 +1197,17 @@ fn seal_prefix(format: LineFormat, seq: u64) -> Vec<u8> {
     v.extend_from_slice(seq.to_string().as_bytes());
     v.extend_from_slice(key);
     v
+}
+
+/// `line` with `seq` in its seal's seq field.
+fn with_seq(format: LineFormat, line: &[u8], seq: u64) -> Option<Vec<u8>> {
+    let (open, _) = seal_tokens(format);
+    let at = line.windows(open.len()).rposition(|w| w == open)? + open.len();
+    let n = line[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let mut out = line[..at].to_vec();
+    out.extend_from_slice(seq.to_string().as_bytes());
+    out.extend_from_slice(&line[at + n..]);
+    Some(out)
 }
 
 /// The seq in a line's seal, read cheaply, for looking ahead.
@@ -1198,13 +1252,42 @@ fn first_starting_at(
     })
 }
 
-/// A line's Merkle leaf hash, and, when the reader thread keeps a tree,
-/// its size before the line and what pushing the line left as its last
-/// hash ([`Tree::push_merged`]).
+/// What the reader thread prepares for the checks of one line: its seal,
+/// parsed, and its hashes without the MAC ([`EntryHash`]), with the entry
+/// digest the MAC covers when the audit keys are given (and the previous
+/// MAC it was chained to). The checking thread finishes the Merkle leaf,
+/// which needs the MAC.
+struct Prepared {
+    format: LineFormat,
+    parsed: Parsed,
+    hash: EntryHash,
+    digest: Option<(Hash, Hash)>,
+}
+
+impl Prepared {
+    /// Hashes a parsed line, and its digest chained to `prev` if given.
+    fn new(format: LineFormat, line: &[u8], parsed: Parsed, prev: Option<Hash>) -> Prepared {
+        let hash = EntryHash::of(line, parsed.mac_at);
+        let digest = prev.map(|p| (p, hash.digest(&p)));
+        Prepared {
+            format,
+            parsed,
+            hash,
+            digest,
+        }
+    }
+}
+
+/// What the reader thread is to prepare.
 #[derive(Clone, Copy)]
-struct Hashed {
-    leaf: Hash,
-    merged: Option<(u64, Hash)>,
+struct Prepare {
+    /// The line format, when known; else the first line that parses in a
+    /// format decides it, as it does for the checking thread.
+    format: Option<LineFormat>,
+    /// With the audit keys, the MAC the next line's digest is chained to:
+    /// that of the line before it (at first, of the entry before the
+    /// segment or bookmark).
+    prev: Option<Hash>,
 }
 
 /// Lines of a segment file read by [`read_chunks`].
@@ -1221,7 +1304,8 @@ struct LineInfo {
     end: usize,
     /// The bytes it took in the file.
     taken: u64,
-    hashed: Hashed,
+    /// `None` when the line does not parse as a sealed entry.
+    prepared: Option<Prepared>,
 }
 
 impl Chunk {
@@ -1251,12 +1335,12 @@ impl At<'_> {
 }
 
 /// Reads a segment file from where `file` stands, in chunks of whole lines,
-/// hashes each line as a Merkle leaf (into `tree`, if given), and sends the
-/// chunks on `tx`; takes chunks to reuse from `back`. Stops at the end of
-/// the file, on an error (which it sends) or when the receiver is gone.
+/// parses and hashes each line as `prepare` says, and sends the chunks on
+/// `tx`; takes chunks to reuse from `back`. Stops at the end of the file,
+/// on an error (which it sends) or when the receiver is gone.
 fn read_chunks(
     mut file: File,
-    mut tree: Option<Tree>,
+    mut prepare: Prepare,
     tx: &SyncSender<io::Result<Chunk>>,
     back: &Receiver<Chunk>,
 ) {
@@ -1285,7 +1369,7 @@ fn read_chunks(
             }
             while let Some(nl) = find_newline(&chunk.buf[scan..]) {
                 let end = scan + nl;
-                push_line(&mut chunk, pos, end, end + 1 - pos, &mut tree);
+                push_line(&mut chunk, pos, end, end + 1 - pos, &mut prepare);
                 pos = end + 1;
                 scan = pos;
             }
@@ -1295,7 +1379,7 @@ fn read_chunks(
             let len = chunk.buf.len();
             if pos < len {
                 // The last line has no newline.
-                push_line(&mut chunk, pos, len, len - pos, &mut tree);
+                push_line(&mut chunk, pos, len, len - pos, &mut prepare);
             }
         } else {
             carry.extend_from_slice(&chunk.buf[pos..]);
@@ -1309,20 +1393,24 @@ fn read_chunks(
     }
 }
 
-/// Hashes the line at `start..end` of `chunk` and adds it.
-fn push_line(chunk: &mut Chunk, start: usize, end: usize, taken: usize, tree: &mut Option<Tree>) {
-    let leaf = leaf_hash(&chunk.buf[start..end]);
-    let merged = tree.as_mut().map(|tree| {
-        let size = tree.size();
-        tree.push(leaf);
-        (size, tree.last().copied().unwrap_or(leaf))
+/// Parses and hashes the line at `start..end` of `chunk` and adds it.
+fn push_line(chunk: &mut Chunk, start: usize, end: usize, taken: usize, prepare: &mut Prepare) {
+    let line = &chunk.buf[start..end];
+    let format = prepare.format.or_else(|| LineFormat::detect(line));
+    let prepared = format.and_then(|format| {
+        let parsed = parse_entry(format, line).ok()?;
+        prepare.format = Some(format);
+        let prepared = Prepared::new(format, line, parsed, prepare.prev);
+        if let Some(prev) = &mut prepare.prev {
+            *prev = prepared.parsed.seal.mac;
+        }
+        Some(prepared)
     });
-    let hashed = Hashed { leaf, merged };
     chunk.lines.push(LineInfo {
         start,
         end,
         taken: taken as u64,
-        hashed,
+        prepared,
     });
 }
 

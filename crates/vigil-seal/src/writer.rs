@@ -24,7 +24,10 @@ use zeroize::Zeroizing;
 use crate::chain::KeyStream;
 use crate::checkpoint::{Checkpoint, CheckpointSigner};
 use crate::leaves::Leaves;
-use crate::line::{LineFormat, Seal, split_sealed, write_sealed};
+use crate::line::{
+    EntryHash, LineFormat, SEAL_FORMAT_VERSION, Seal, fill_mac, parse_entry, parses_as_v1,
+    write_unsealed,
+};
 use crate::merkle::{Hash, Tree, hash_from_hex, hash_to_hex, leaf_hash};
 
 /// When sealed entries reach the disk.
@@ -138,6 +141,12 @@ pub enum SealError {
         "the audit log has {0} bytes of sealed entries it cannot write; this event was not sealed"
     )]
     Backlog(usize),
+    /// The audit directory holds a log sealed in an older format, which
+    /// this version neither verifies nor extends.
+    #[error(
+        "{0} holds an audit log sealed in format 1 by an older vigil; this vigil writes and verifies format {SEAL_FORMAT_VERSION} only: verify that log with the vigil release that wrote it, then move its files out of the audit directory (vigil starts a new log there)"
+    )]
+    OldFormat(PathBuf),
 }
 
 /// What recovery found when the log was opened.
@@ -156,9 +165,11 @@ pub struct Recovery {
 /// Seals events into an audit directory. Single writer: call it from one
 /// thread (vigil's pipeline worker).
 ///
-/// With more than one CPU it hashes part of each entry on threads of its
-/// own: the Merkle leaves and tree (`vigil-seal-tree`), needed only at
-/// checkpoints, and the chain's keys ahead of the entries
+/// Each entry's line is hashed once, without its MAC, for both the MAC and
+/// the Merkle leaf (docs/audit.md). With more than one CPU it hashes part
+/// of each entry on threads of its own: the end of the Merkle leaves and
+/// the tree (`vigil-seal-tree`), needed only at checkpoints, and the
+/// chain's keys ahead of the entries
 /// (`vigil-seal-keys`). With `sync = "interval"` a third thread syncs the
 /// file (`vigil-seal-sync`).
 pub struct Sealer {
@@ -306,10 +317,17 @@ struct State {
     frontier: Vec<Hash>,
 }
 
+/// The first line of the `state` file: the seal format's version, as the
+/// tree's leaves depend on it.
+const STATE_HEADER: &str = "vigil-seal state v2";
+
+/// The first line of a `state` file written by format 1.
+const STATE_HEADER_V1: &str = "vigil-seal state v1";
+
 impl State {
     fn encode(&self) -> String {
         let mut s = format!(
-            "vigil-seal state v1\nsegment {}\noffset {}\nlast_seq {}\nprev_mac {}\nkey_version {}\ntree_size {}\n",
+            "vigil-seal state v2\nsegment {}\noffset {}\nlast_seq {}\nprev_mac {}\nkey_version {}\ntree_size {}\n",
             self.segment,
             self.offset,
             self.last_seq,
@@ -327,7 +345,7 @@ impl State {
 
     fn decode(text: &str) -> Option<State> {
         let mut lines = text.lines();
-        if lines.next()? != "vigil-seal state v1" {
+        if lines.next()? != STATE_HEADER {
             return None;
         }
         let mut field = |name: &str| -> Option<String> {
@@ -697,27 +715,22 @@ impl Sealer {
             .format
             .event_format()
             .write(event, &mut self.record);
-        let start = self.start_pending;
-        let mac = self.chain.mac_and_evolve(
-            seq,
-            self.keys.version,
-            start,
-            &self.record,
-            checkpoint.as_deref(),
-            &self.prev_mac,
-        );
-        let start = start.then(|| self.cfg.origin.clone());
+        let start = self.start_pending.then(|| self.cfg.origin.clone());
         let seal = Seal {
             seq,
             key_version: self.keys.version,
             start,
-            mac,
+            mac: [0; 32],
             checkpoint,
         };
-        // The sealed line goes straight into the write buffer.
+        // The sealed line goes straight into the write buffer, hashed
+        // without its MAC, which is then written into its place.
         let at = self.seg.pending.len();
-        write_sealed(self.cfg.format, &self.record, &seal, &mut self.seg.pending);
-        self.leaves.push(&self.seg.pending[at..]);
+        let mac_at = write_unsealed(self.cfg.format, &self.record, &seal, &mut self.seg.pending);
+        let entry = EntryHash::of(&self.seg.pending[at..], mac_at - at);
+        let mac = self.chain.mac_and_evolve(&entry.digest(&self.prev_mac));
+        fill_mac(&mut self.seg.pending, mac_at, &mac);
+        self.leaves.push(entry, &mac);
         self.seg.pending.push(b'\n');
         self.seg.bytes += (self.seg.pending.len() - at) as u64;
         self.seg.last_seq = seq;
@@ -946,9 +959,14 @@ fn recover(
     if segments.is_empty() {
         return Ok((None, rec));
     }
-    let state = fs::read_to_string(cfg.dir.join("state"))
-        .ok()
-        .and_then(|t| State::decode(&t));
+    let state_text = fs::read_to_string(cfg.dir.join("state")).ok();
+    if state_text
+        .as_deref()
+        .is_some_and(|t| t.lines().next() == Some(STATE_HEADER_V1))
+    {
+        return Err(SealError::OldFormat(cfg.dir.clone()));
+    }
+    let state = state_text.and_then(|t| State::decode(&t));
     // Start from the state when it names an existing segment and a valid tree.
     let mut start_idx = 0;
     let mut offset = 0u64;
@@ -998,8 +1016,9 @@ fn recover(
             };
             let line = &data[pos..pos + nl];
             pos += nl + 1;
-            match split_sealed(cfg.format, line) {
-                Ok((_, seal)) if seal.seq == last_seq + 1 || (last_seq == 0 && seal.seq >= 1) => {
+            match parse_entry(cfg.format, line) {
+                Ok(p) if p.seal.seq == last_seq + 1 || (last_seq == 0 && p.seal.seq >= 1) => {
+                    let seal = p.seal;
                     last_seq = seal.seq;
                     prev_mac = seal.mac;
                     key_version = seal.key_version;
@@ -1008,10 +1027,13 @@ fn recover(
                     for leaf in held.drain(..) {
                         tree.push(leaf);
                     }
-                    tree.push(leaf_hash(line));
+                    tree.push(EntryHash::of(line, p.mac_at).leaf(&seal.mac));
                     valid_end = pos;
                 }
-                _ => held.push(leaf_hash(line)),
+                Ok(p) => held.push(EntryHash::of(line, p.mac_at).leaf(&p.seal.mac)),
+                // A line that is no entry has the leaf of its bytes as they are.
+                Err(_) if !parses_as_v1(line) => held.push(leaf_hash(line)),
+                Err(_) => return Err(SealError::OldFormat(path.clone())),
             }
         }
         if i == last_idx {

@@ -283,3 +283,58 @@ fn bookmark_after(dir: &Path, seq: u64) -> Bookmark {
         .unwrap();
     r.bookmarks.into_iter().next().unwrap()
 }
+
+#[test]
+fn the_writer_refuses_a_directory_of_seal_format_1() {
+    let dir = tempfile::tempdir().unwrap();
+    // An entry of seal format 1 (no `v` field), from the previous vectors.
+    let old = r#"{"time":"2026-11-26T00:00:00.000000Z","origin":"db1","seq":1,"code":4000,"name":"audit.chain_started","category":"audit","severity":"notice","outcome":"success","message":"audit chain started","seal":{"seq":1,"key":1,"mac":"b0664f70491cb74694b6dfaef2a3201d2bf7cbeb0bdad436490df8fbc1edcf6c","start":"ZGIx"}}"#;
+    let seg = dir.path().join("audit-00000000000000000001.log");
+    std::fs::write(&seg, format!("{old}\n")).unwrap();
+    let err = Sealer::open(config(dir.path(), LineFormat::Json), keys(1)).unwrap_err();
+    assert!(matches!(err, vigil_seal::SealError::OldFormat(_)), "{err}");
+    assert!(err.to_string().contains("format 1"), "{err}");
+    // Nothing was cut or appended.
+    assert_eq!(std::fs::read_to_string(&seg).unwrap(), format!("{old}\n"));
+    // A state file of format 1 alone is refused too.
+    std::fs::remove_file(&seg).unwrap();
+    std::fs::write(&seg, "").unwrap();
+    std::fs::write(dir.path().join("state"), "vigil-seal state v1\n").unwrap();
+    let err = Sealer::open(config(dir.path(), LineFormat::Json), keys(1)).unwrap_err();
+    assert!(matches!(err, vigil_seal::SealError::OldFormat(_)), "{err}");
+}
+
+#[test]
+fn a_changed_seq_on_the_last_line_is_found_as_modified() {
+    // With no line after it to compare, only the MAC tells a changed seq
+    // from a deleted or replayed entry: the MAC verifies with the seq put
+    // back.
+    for format in [LineFormat::Json, LineFormat::Text, LineFormat::Cef] {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), format, 30);
+        let last = &list_segments(dir.path()).unwrap().last().unwrap().1.clone();
+        let text = std::fs::read_to_string(last).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let n = lines.len();
+        let seq = verify_with_key(dir.path()).last_seq;
+        let open = match format {
+            LineFormat::Json => ",\"seal\":{\"seq\":",
+            LineFormat::Text => " seal.seq=",
+            LineFormat::Cef => " vigilSealSeq=",
+        };
+        for other in [seq - 3, seq + 7] {
+            let from = format!("{open}{seq}");
+            let to = format!("{open}{other}");
+            let changed = lines[n - 1].replace(&from, &to);
+            assert_ne!(changed, lines[n - 1]);
+            let mut data = lines[..n - 1].join("\n");
+            data.push('\n');
+            data.push_str(&changed);
+            data.push('\n');
+            std::fs::write(last, data).unwrap();
+            let f = verify_with_key(dir.path()).failure.unwrap();
+            assert_eq!(f.kind, FailureKind::Modified, "{format:?} {other}: {f}");
+            assert_eq!((f.line, f.seq), (n as u64, Some(seq)), "{format:?} {other}");
+        }
+    }
+}

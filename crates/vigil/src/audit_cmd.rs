@@ -84,7 +84,11 @@ pub(crate) fn prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
             if leaves.len() as u64 == cp.size {
                 break 'files;
             }
-            leaves.push(vigil_seal::leaf_hash(&line));
+            // A line that is no entry (verify reports it) has the leaf of
+            // its bytes as they are, as the writer's recovery gives it.
+            let format = LineFormat::detect(&line);
+            let leaf = format.and_then(|f| vigil_seal::entry_leaf(f, &line).ok());
+            leaves.push(leaf.unwrap_or_else(|| vigil_seal::leaf_hash(&line)));
             if leaves.len() as u64 == args.seq {
                 entry = Some(String::from_utf8(line).context("the entry is not UTF-8")?);
             }
@@ -145,13 +149,19 @@ pub(crate) fn verify_proof(args: VerifyProofArgs) -> anyhow::Result<ExitCode> {
     let Some(hashes) = hashes else {
         return fail("a proof hash is not 64 hex digits".into());
     };
-    let sealed_seq = [LineFormat::Json, LineFormat::Text, LineFormat::Cef]
-        .into_iter()
-        .find_map(|f| split_sealed(f, entry.as_bytes()).ok().map(|(_, s)| s.seq));
-    if sealed_seq != Some(seq) {
+    let Some(format) = LineFormat::detect(entry.as_bytes()) else {
+        return fail(format!("the entry is not sealed entry {seq}"));
+    };
+    let sealed_seq = split_sealed(format, entry.as_bytes())
+        .ok()
+        .map(|(_, s)| s.seq);
+    let leaf = vigil_seal::entry_leaf(format, entry.as_bytes());
+    let (Some(sealed_seq), Ok(leaf)) = (sealed_seq, leaf) else {
+        return fail(format!("the entry is not sealed entry {seq}"));
+    };
+    if sealed_seq != seq {
         return fail(format!("the entry is not sealed entry {seq}"));
     }
-    let leaf = vigil_seal::leaf_hash(entry.as_bytes());
     match vigil_seal::verify_inclusion(&leaf, seq - 1, cp.size, &hashes, &cp.root) {
         Ok(()) => {
             println!(
