@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::TrySendError;
 
-use crate::event::Event;
+use crate::event::{Event, Severity};
 
 /// What [`Emitter::emit`] does when the queue is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -51,6 +51,9 @@ struct Shared {
     /// holds at most this many events.
     low_water: usize,
     room: Room,
+    /// The consumer's thread, once it asked to be woken for urgent events
+    /// ([`Receiver::wake_on_urgent`]).
+    consumer: OnceLock<std::thread::Thread>,
     closed: AtomicBool,
     /// Events dropped and not yet taken by the consumer.
     dropped: AtomicU64,
@@ -112,6 +115,16 @@ pub struct Queued {
     pub ack: Option<Ack>,
 }
 
+impl Queued {
+    /// Whether the consumer should take it at once rather than at its next
+    /// look at the queue: an event of severity `warning` or above (a
+    /// poison record read, an injection, a failed login), or one whose
+    /// emitter waits for it to be durable.
+    pub fn is_urgent(&self) -> bool {
+        self.ack.is_some() || self.event.severity >= Severity::Warning
+    }
+}
+
 /// Why [`Emitter::emit_durable`] could not confirm an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -149,6 +162,7 @@ pub(crate) fn channel(capacity: usize, overflow: Overflow) -> (Emitter, Receiver
         overflow,
         low_water: capacity / 2,
         room: Room::default(),
+        consumer: OnceLock::new(),
         closed: AtomicBool::new(false),
         dropped: AtomicU64::new(0),
         dropped_total: AtomicU64::new(0),
@@ -207,8 +221,21 @@ impl Emitter {
         }
     }
 
-    /// Queues an item; false when it was dropped (and counted).
+    /// Queues an item; false when it was dropped (and counted). An urgent
+    /// item wakes the consumer.
     fn send(&self, item: Queued) -> bool {
+        let urgent = item.is_urgent();
+        let sent = self.queue(item);
+        if sent
+            && urgent
+            && let Some(consumer) = self.shared.consumer.get()
+        {
+            consumer.unpark();
+        }
+        sent
+    }
+
+    fn queue(&self, item: Queued) -> bool {
         if self.shared.closed.load(Ordering::Acquire) {
             self.count_drop();
             return false;
@@ -289,6 +316,15 @@ impl Emitter {
 }
 
 impl Receiver {
+    /// From now on, every urgent event ([`Queued::is_urgent`]) unparks
+    /// the calling thread, so a consumer that polls the queue with
+    /// [`std::thread::park_timeout`] takes such events at once and can
+    /// look at the queue seldom otherwise. Only the first thread to call
+    /// this is woken.
+    pub fn wake_on_urgent(&self) {
+        let _ = self.shared.consumer.set(std::thread::current());
+    }
+
     /// Waits up to `timeout` for the next event. `None` on timeout, or when
     /// every emitter is gone and the queue is empty.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Queued> {

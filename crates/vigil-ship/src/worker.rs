@@ -21,8 +21,10 @@ const TICK: Duration = Duration::from_millis(20);
 
 /// While events keep coming, the worker looks at the queue this often
 /// instead of blocking on it: a blocked worker must be woken by every
-/// emitter (a futex call on the emitting thread), a polling one never.
-const POLL: Duration = Duration::from_micros(200);
+/// emitter (a futex call on the emitting thread), a polling one only by an
+/// urgent event (`Queued::is_urgent`: warnings and above, and events an
+/// emitter waits on), which it then takes at once.
+const POLL: Duration = Duration::from_millis(1);
 
 /// How long after its last event the worker keeps polling before it blocks.
 const BUSY_FOR: Duration = Duration::from_millis(100);
@@ -188,6 +190,7 @@ impl Worker {
     /// Runs until the stop flag is set, then drains the queue, flushes and
     /// closes every sink.
     pub(crate) fn run(mut self) {
+        self.rx.wake_on_urgent();
         let mut last_event = Instant::now();
         while !self.stop.load(Ordering::Acquire) {
             match self.next_event(&mut last_event) {
@@ -232,7 +235,7 @@ impl Worker {
         }
         let deadline = Instant::now() + TICK;
         while Instant::now() < deadline && !self.stop.load(Ordering::Acquire) {
-            std::thread::sleep(POLL);
+            std::thread::park_timeout(POLL);
             if let Some(item) = self.rx.try_recv() {
                 *last_event = Instant::now();
                 return Some(item);
