@@ -391,6 +391,42 @@ mod tests {
     }
 
     #[test]
+    fn urgent_events_unpark_the_consumer() {
+        let (ack, _) = crossbeam_channel::bounded(1);
+        let critical = Event::new(catalog::POISON_ACCESSED, "poison record read");
+        assert!(
+            !Queued {
+                event: ev(),
+                ack: None
+            }
+            .is_urgent()
+        );
+        assert!(
+            Queued {
+                event: ev(),
+                ack: Some(Ack(ack))
+            }
+            .is_urgent()
+        );
+        assert!(
+            Queued {
+                event: critical.clone(),
+                ack: None
+            }
+            .is_urgent()
+        );
+
+        let (tx, rx) = channel(8, Overflow::Block);
+        rx.wake_on_urgent();
+        tx.emit(critical);
+        // The unpark came before the park: it returns at once.
+        let start = Instant::now();
+        std::thread::park_timeout(Duration::from_secs(60));
+        assert!(start.elapsed() < Duration::from_secs(30));
+        assert_eq!(rx.len(), 1);
+    }
+
+    #[test]
     fn drop_policy_counts_every_lost_event() {
         let (tx, rx) = channel(4, Overflow::Drop);
         for _ in 0..10 {
