@@ -530,7 +530,14 @@ fn retention_removes_old_segments_but_not_what_a_sink_still_needs() {
     assert!(removed.files > 5, "{removed:?}");
     assert_eq!(removed.undelivered, 0);
     let after = vigil_seal::list_segments(&audit).unwrap();
-    assert_eq!(after.len() as u64, before.len() as u64 - removed.files);
+    // The log keeps sealing (the sink's and retention's own events) and
+    // may have started new segments since: count the ones that were there.
+    let last_before = before.last().unwrap().0;
+    let old_left = after
+        .iter()
+        .filter(|(first, _)| *first <= last_before)
+        .count();
+    assert_eq!(old_left as u64, before.len() as u64 - removed.files);
     let total: u64 = after
         .iter()
         .map(|(_, p)| std::fs::metadata(p).unwrap().len())
@@ -574,10 +581,12 @@ fn retention_can_be_told_to_remove_undelivered_segments() {
     wait_until("parked", Duration::from_secs(10), || {
         delivery.stats()[0].state == SinkState::Parked
     });
-    // Retention runs on its own at start; a pass now finds nothing more.
+    // Retention runs on its own at start; a pass now finds at most the
+    // one segment that the log's growth since (the sink's and retention's
+    // own events are sealed into it too) can have pushed over the limit.
     let audit = log.dir.path().join("audit");
     let again = delivery.apply_retention().unwrap();
-    assert_eq!(again.files, 0, "{again:?}");
+    assert!(again.files <= 1, "{again:?}");
     let first_kept = vigil_seal::list_segments(&audit).unwrap()[0].0;
     drop(audit);
     assert!(
