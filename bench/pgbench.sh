@@ -301,7 +301,8 @@ set -e
 
 # --- report ---------------------------------------------------------------------
 echo
-echo "pgbench: direct, PgBouncer (session mode), vigil (coverage all, sealed audit log + json file sink)"
+if [ "$SINK" = file ]; then LOGGING="sealed audit log + json file sink"; else LOGGING="sealed audit log only"; fi
+echo "pgbench: direct, PgBouncer (session mode), vigil (coverage all, $LOGGING)"
 echo "machine: $NCPU CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -1); PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), $(pgbouncer --version | head -1), $("$VIGIL" --version)"
 echo "runs: $START to $END; ${DURATION}s each, -c $CLIENTS -j $THREADS, scale $SCALE, $ROUNDS round(s); load average at start $LOAD_START, at end $LOAD_END"
 python3 - "$RESULTS" <<'EOF'
@@ -368,7 +369,7 @@ table("vigil's logging: statements expected (transactions x statements per trans
       lines)
 EOF
 echo
-echo "vigil event file: $EVENT_LINES events, of which $STATEMENT_LINES statement.executed"
+echo "vigil events counted in $(basename "$EVENTS"): $EVENT_LINES events, of which $STATEMENT_LINES statement.executed"
 echo "vigil audit log: $AUDIT_LINES sealed entries, $AUDIT_BYTES bytes"
 echo "vigil verify: exit $VERIFY_RC"
 echo "$VERIFY_OUT" | sed 's/^/  /'
