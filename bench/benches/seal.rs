@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group};
-use vigil_event::{Event, Filter, Session, Severity, catalog};
+use vigil_event::{Emitter, Event, Filter, Session, Severity, catalog};
 use vigil_seal::{CheckpointSigner, SealConfig, SealKeys, Sealer, SyncPolicy, Verifier};
 use vigil_ship::{Pipeline, SinkSpec, Target};
 use zeroize::Zeroizing;
@@ -68,6 +68,23 @@ fn statement() -> Event {
         .field("duration_us", 87)
 }
 
+/// A pipeline sealing into an audit log in `dir` with `sync = "interval"`,
+/// as `vigil serve` runs it, and one sink that takes nothing (the pipeline
+/// needs a sink).
+fn sealing_pipeline(dir: &Path) -> (Pipeline, Emitter) {
+    let mut cfg = SealConfig::new(dir, "bench");
+    cfg.sync = SyncPolicy::Interval(SyncPolicy::DEFAULT_INTERVAL);
+    let (sealer, _) = Sealer::open(cfg, keys()).expect("open");
+    let quiet = SinkSpec::new("none", Target::Writer(Box::new(std::io::sink())))
+        .filter(Filter::new(Severity::Alert, &[], &[]));
+    Pipeline::builder()
+        .origin("bench")
+        .audit(sealer)
+        .sink(quiet)
+        .start()
+        .expect("pipeline")
+}
+
 fn seal_end_to_end(c: &mut Criterion) {
     let mut g = c.benchmark_group("seal");
     g.throughput(Throughput::Elements(1));
@@ -76,18 +93,7 @@ fn seal_end_to_end(c: &mut Criterion) {
     g.bench_function("end_to_end", |b| {
         b.iter_custom(|iters| {
             let dir = tempfile::tempdir().expect("tempdir");
-            let mut cfg = SealConfig::new(dir.path(), "bench");
-            cfg.sync = SyncPolicy::Interval(SyncPolicy::DEFAULT_INTERVAL);
-            let (sealer, _) = Sealer::open(cfg, keys()).expect("open");
-            // The pipeline needs a sink; this one takes nothing.
-            let quiet = SinkSpec::new("none", Target::Writer(Box::new(std::io::sink())))
-                .filter(Filter::new(Severity::Alert, &[], &[]));
-            let (pipeline, emitter) = Pipeline::builder()
-                .origin("bench")
-                .audit(sealer)
-                .sink(quiet)
-                .start()
-                .expect("pipeline");
+            let (pipeline, emitter) = sealing_pipeline(dir.path());
             let ev = statement();
             let start = Instant::now();
             for _ in 1..iters {
@@ -184,17 +190,7 @@ fn count(spec: &str) {
             sealer.close().expect("close");
         }
         "end_to_end" => {
-            let mut cfg = SealConfig::new(dir.path(), "bench");
-            cfg.sync = SyncPolicy::Interval(SyncPolicy::DEFAULT_INTERVAL);
-            let (sealer, _) = Sealer::open(cfg, keys()).expect("open");
-            let quiet = SinkSpec::new("none", Target::Writer(Box::new(std::io::sink())))
-                .filter(Filter::new(Severity::Alert, &[], &[]));
-            let (pipeline, emitter) = Pipeline::builder()
-                .origin("bench")
-                .audit(sealer)
-                .sink(quiet)
-                .start()
-                .expect("pipeline");
+            let (pipeline, emitter) = sealing_pipeline(dir.path());
             for _ in 1..n {
                 emitter.emit(ev.clone());
             }
