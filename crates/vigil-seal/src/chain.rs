@@ -162,10 +162,17 @@ impl Ahead {
     /// cannot go on without its keys, so the panic goes on here.
     fn died(&mut self) -> ! {
         self.rx = None;
-        match self.handle.take().map(JoinHandle::join) {
-            Some(Err(panic)) => std::panic::resume_unwind(panic),
-            _ => panic!("the key thread of the audit log stopped"),
-        }
+        rethrow(self.handle.take(), "key")
+    }
+}
+
+/// Joins a helper thread of the sealer that stopped and carries its panic
+/// on in the calling thread; `what` names the thread when it stopped
+/// without one.
+pub(crate) fn rethrow(handle: Option<JoinHandle<()>>, what: &str) -> ! {
+    match handle.map(JoinHandle::join) {
+        Some(Err(panic)) => std::panic::resume_unwind(panic),
+        _ => panic!("the {what} thread of the audit log stopped"),
     }
 }
 

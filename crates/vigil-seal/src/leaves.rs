@@ -165,10 +165,7 @@ impl Worker {
     /// cannot go on without its tree, so the panic goes on here.
     fn died(&mut self) -> ! {
         self.tx = None;
-        match self.handle.take().map(JoinHandle::join) {
-            Some(Err(panic)) => std::panic::resume_unwind(panic),
-            _ => panic!("the Merkle tree thread of the audit log stopped"),
-        }
+        crate::chain::rethrow(self.handle.take(), "Merkle tree")
     }
 }
 
