@@ -412,36 +412,45 @@ impl<'a> CommandComplete<'a> {
     /// INTO), `UPDATE n`, `DELETE n`, `MERGE n`, `MOVE n`, `FETCH n`,
     /// `COPY n`. `None` for every other tag.
     pub fn rows(&self) -> Option<u64> {
-        let mut words = self.tag.split(' ');
-        let command = words.next()?;
-        let numbers = match command {
-            "INSERT" => 2,
-            "SELECT" | "UPDATE" | "DELETE" | "MERGE" | "MOVE" | "FETCH" | "COPY" => 1,
-            _ => return None,
-        };
-        let mut last = None;
-        for _ in 0..numbers {
-            let word = words.next()?;
-            if word.is_empty() || !word.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            last = Some(word);
-        }
-        if words.next().is_some() {
-            return None;
-        }
-        last?.parse().ok()
+        self.parts().1
     }
 
     /// The command without its counts: `INSERT` for `INSERT 0 5`, the whole
     /// tag for a tag without counts (`CREATE TABLE`).
     pub fn command(&self) -> &'a str {
-        if self.rows().is_some() {
-            self.tag.split(' ').next().unwrap_or(self.tag)
-        } else {
-            self.tag
+        self.parts().0
+    }
+
+    /// [`command`](Self::command) and [`rows`](Self::rows) together, from
+    /// one look at the tag (the proxy reads both for every statement).
+    pub fn parts(&self) -> (&'a str, Option<u64>) {
+        let tag = self.tag;
+        let Some((command, mut rest)) = tag.split_once(' ') else {
+            return (tag, None);
+        };
+        let numbers = match command {
+            "INSERT" => 2,
+            "SELECT" | "UPDATE" | "DELETE" | "MERGE" | "MOVE" | "FETCH" | "COPY" => 1,
+            _ => return (tag, None),
+        };
+        // `numbers` words of digits, one space apart, and nothing after;
+        // the last is the count.
+        for _ in 1..numbers {
+            match rest.split_once(' ') {
+                Some((word, more)) if is_number(word) => rest = more,
+                _ => return (tag, None),
+            }
+        }
+        match is_number(rest).then(|| rest.parse().ok()).flatten() {
+            Some(rows) => (command, Some(rows)),
+            None => (tag, None),
         }
     }
+}
+
+/// A non-empty run of ASCII digits.
+fn is_number(word: &str) -> bool {
+    !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// CopyInResponse, CopyOutResponse or CopyBothResponse.

@@ -623,10 +623,21 @@ fn command_complete_rows() {
         ("SELECT +1", None),
         ("UPDATE  2", None),
         ("UPDATE 2 ", None),
+        ("INSERT 0 5 6", None),
+        ("INSERT x 5", None),
+        ("INSERT 0  5", None),
+        ("INSERT  0 5", None),
         ("", None),
     ];
     for (tag, rows) in cases {
-        assert_eq!(CommandComplete { tag }.rows(), rows, "{tag:?}");
+        let c = CommandComplete { tag };
+        assert_eq!(c.rows(), rows, "{tag:?}");
+        // The command is the first word exactly when there is a count.
+        let command = match rows {
+            Some(_) => tag.split(' ').next().unwrap_or(tag),
+            None => tag,
+        };
+        assert_eq!(c.parts(), (command, rows), "{tag:?}");
     }
     assert_eq!(CommandComplete { tag: "INSERT 0 5" }.command(), "INSERT");
     assert_eq!(

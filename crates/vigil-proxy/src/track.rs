@@ -484,8 +484,8 @@ impl Tracker {
                 }
             }
             BackendMessage::CommandComplete(c) => {
-                let rows = c.rows();
-                self.completed(c.command(), rows, false);
+                let (command, rows) = c.parts();
+                self.completed(command, rows, false);
             }
             BackendMessage::EmptyQueryResponse => {
                 self.pop_if(|p| matches!(p, Pending::Execute { .. }));
