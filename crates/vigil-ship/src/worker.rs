@@ -23,8 +23,12 @@ const TICK: Duration = Duration::from_millis(20);
 /// instead of blocking on it: a blocked worker must be woken by every
 /// emitter (a futex call on the emitting thread), a polling one only by an
 /// urgent event (`Queued::is_urgent`: warnings and above, and events an
-/// emitter waits on), which it then takes at once.
-const POLL: Duration = Duration::from_millis(1);
+/// emitter waits on), which it then takes at once. Each look costs a
+/// wake-up of about 10 µs, paid on the machine the proxy shares with its
+/// database: at 4 ms the worker behind a busy proxy spends about a quarter
+/// less CPU per event than at 1 ms, and an event nobody waits for is still
+/// sealed at most 4 ms after it was emitted.
+const POLL: Duration = Duration::from_millis(4);
 
 /// How long after its last event the worker keeps polling before it blocks.
 const BUSY_FOR: Duration = Duration::from_millis(100);
