@@ -30,6 +30,7 @@
 //! U+001F, U+007F–U+009F) as `\u00XX`: a record never contains a raw CR or LF.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::sync::Arc;
 
@@ -62,7 +63,17 @@ pub(super) fn write(ev: &Event, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\",\"message\":");
     write_str(out, &ev.message);
     if let Some(s) = &ev.session {
-        write_session(out, s);
+        // Uncached while the thread's cache is gone (in a thread-local
+        // destructor).
+        let cached = SESSIONS.try_with(|cache| {
+            cache
+                .try_borrow_mut()
+                .map(|mut cache| cache.write(out, s))
+                .is_ok()
+        });
+        if cached != Ok(true) {
+            write_session(out, s);
+        }
     }
     if let Some(fp) = ev.fingerprint {
         out.extend_from_slice(b",\"fingerprint\":\"");
@@ -74,6 +85,51 @@ pub(super) fn write(ev: &Event, out: &mut Vec<u8>) {
         write_fields::<false>(out, ev.fields.iter());
     }
     out.push(b'}');
+}
+
+thread_local! {
+    static SESSIONS: RefCell<SessionCache> = const { RefCell::new(SessionCache::new()) };
+}
+
+/// Sessions written last on this thread, with their bytes: a session's
+/// fields are the same in every one of its events, and a busy proxy's
+/// events come from a few sessions at a time. Each entry holds its
+/// session's `Arc`, so that no other session can take its address while it
+/// is the key.
+struct SessionCache {
+    entries: Vec<(Arc<Session>, Vec<u8>)>,
+    /// The entry to replace next.
+    next: usize,
+}
+
+impl SessionCache {
+    const SIZE: usize = 8;
+
+    const fn new() -> SessionCache {
+        SessionCache {
+            entries: Vec::new(),
+            next: 0,
+        }
+    }
+
+    /// [`write_session`], from the cache when `s` is in it.
+    fn write(&mut self, out: &mut Vec<u8>, s: &Arc<Session>) {
+        if let Some((_, bytes)) = self.entries.iter().find(|(c, _)| Arc::ptr_eq(c, s)) {
+            out.extend_from_slice(bytes);
+            return;
+        }
+        let at = out.len();
+        write_session(out, s);
+        let written = out.get(at..).unwrap_or_default();
+        if self.entries.len() < Self::SIZE {
+            self.entries.push((Arc::clone(s), written.to_vec()));
+        } else if let Some((session, bytes)) = self.entries.get_mut(self.next) {
+            *session = Arc::clone(s);
+            bytes.clear();
+            bytes.extend_from_slice(written);
+            self.next = (self.next + 1) % Self::SIZE;
+        }
+    }
 }
 
 /// Appends `,"session_id":..` and every known session value.
@@ -1101,6 +1157,48 @@ mod tests {
 
     fn err(line: &str) -> String {
         Event::from_json(line.as_bytes()).unwrap_err().to_string()
+    }
+
+    fn session(id: u64, user: &str) -> Arc<Session> {
+        Arc::new(Session {
+            id,
+            client: Some("10.0.0.1:5000".parse().unwrap()),
+            db_user: Some(user.into()),
+            ..Session::default()
+        })
+    }
+
+    fn session_bytes(s: &Session) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_session(&mut out, s);
+        out
+    }
+
+    #[test]
+    fn cached_sessions_are_written_as_they_are() {
+        // More sessions than the cache holds, in turns, each new one built
+        // after the last was dropped: whatever the allocator reuses, every
+        // event shows its own session.
+        let mut sessions: Vec<Arc<Session>> =
+            (0..12).map(|i| session(i, &format!("user{i}"))).collect();
+        for round in 0..40u64 {
+            let i = usize::try_from(round * 7 % 12).unwrap();
+            if round % 5 == 4 {
+                sessions[i] = session(100 + round, &format!("new\"{round}"));
+            }
+            let s = &sessions[i];
+            let ev = Event::new(catalog::STATEMENT_EXECUTED, "x").session(Arc::clone(s));
+            let mut line = Vec::new();
+            write(&ev, &mut line);
+            let want = session_bytes(s);
+            assert!(
+                line.windows(want.len()).any(|w| w == want),
+                "round {round}: {}",
+                String::from_utf8_lossy(&line)
+            );
+            let back = Event::from_json(&line).unwrap();
+            assert_eq!(back.session.as_deref(), Some(&**s), "round {round}");
+        }
     }
 
     #[test]
