@@ -808,8 +808,8 @@ fn classify(src: &[u8], start: usize, end: usize, kind: TokenKind, prev: &Tok) -
 }
 
 // ---------------------------------------------------------------------------
-// Keywords: each word is recognised once, packed lower-case into a u128
-// and matched against constants.
+// Keywords: each word is recognised once, packed lower-case into a u64
+// (a u128 past 8 bytes) and matched against constants.
 
 /// The words the detectors look at. Several words share a variant when
 /// the detectors treat them alike (`Sleep` is `pg_sleep`, `sleep`, ...).
@@ -1350,44 +1350,61 @@ fn low_bytes(x: u64, n: usize) -> u64 {
     x & MASKS.get(n).copied().unwrap_or(u64::MAX)
 }
 
-/// For each length from 1 to 16 and each first byte (its low five bits,
-/// 0x20 set), the last bytes (low five bits) of the short keywords of
-/// that length and first byte, one bit each. Most names are no keyword:
+/// For each length from 9 to 16 and each first byte (its low five bits,
+/// 0x20 set), the last bytes (low five bits) of the keywords of that
+/// length and first byte, one bit each. Most long names are no keyword:
 /// one look-up here tells, before the word is packed and hashed. Bytes
 /// that share their low five bits (`p` and `0`) only make it say "maybe".
-static FILTER: [[u32; 32]; 16] = build_filter();
+static FILTER: [[u32; 32]; 8] = build_filter();
 
-const fn build_filter() -> [[u32; 32]; 16] {
-    let mut f = [[0u32; 32]; 16];
+const fn build_filter() -> [[u32; 32]; 8] {
+    let mut f = [[0u32; 32]; 8];
     let mut i = 0;
     while i < SHORT_KEYWORDS.len() {
         let b = SHORT_KEYWORDS[i].0.as_bytes();
-        let first = ((b[0] | 0x20) & 31) as usize;
-        let last = (b[b.len() - 1] | 0x20) & 31;
-        f[b.len() - 1][first] |= 1 << last;
+        if b.len() > 8 {
+            let first = ((b[0] | 0x20) & 31) as usize;
+            let last = (b[b.len() - 1] | 0x20) & 31;
+            f[b.len() - 9][first] |= 1 << last;
+        }
         i += 1;
     }
     f
 }
 
-/// Whether the word `src[start..end]`, of `n` bytes (1 to 16), may be a
-/// short keyword or a `dblink…` function.
+/// Whether the word `src[start..end]`, of `n` bytes (9 to 16), may be a
+/// keyword or a `dblink…` function.
 #[inline]
 fn maybe_keyword(src: &[u8], start: usize, end: usize, n: usize) -> bool {
     let first = src.get(start).map_or(0, |&c| c | 0x20);
     let last = src.get(end.wrapping_sub(1)).map_or(0, |&c| c | 0x20);
-    let row = FILTER.get(n.wrapping_sub(1)).map_or(&[0u32; 32], |r| r);
+    let row = FILTER.get(n.wrapping_sub(9)).map_or(&[0u32; 32], |r| r);
     let bits = row.get(usize::from(first & 31)).copied().unwrap_or(0);
-    bits >> (last & 31) & 1 != 0 || (first == b'd' && n >= 6)
+    bits >> (last & 31) & 1 != 0 || first == b'd'
 }
 
-/// The word `src[start..end]`, packed as [`pack`] does: two 8-byte loads
-/// when 16 bytes are there to read, else byte by byte.
+/// The word `src[start..end]`, packed as [`pack`] does: one 8-byte load
+/// for words of up to 8 bytes, two for longer ones, when the bytes are
+/// there to read; else byte by byte.
 #[inline(always)]
 fn keyword_at(src: &[u8], start: usize, end: usize) -> Kw {
     let n = end.saturating_sub(start);
     if n == 0 {
         return Kw::None;
+    }
+    if n <= 8 {
+        // Most words: packing and probing cost less than a filter would.
+        let key = match src.get(start..start + 8) {
+            Some(chunk) => low_bytes(
+                u64::from_le_bytes(chunk.try_into().unwrap_or_default()) | FOLD,
+                n,
+            ),
+            None => pack_bytes(src.get(start..end).unwrap_or_default()),
+        };
+        return match word_keyword(key) {
+            Kw::None if n >= 6 && low_bytes(key, 6) == DBLINK => Kw::DblinkFn,
+            kw => kw,
+        };
     }
     if n > 16 {
         return keyword(src.get(start..end).unwrap_or_default());
@@ -1400,30 +1417,28 @@ fn keyword_at(src: &[u8], start: usize, end: usize) -> Kw {
             let (a, b) = chunk.split_at(8);
             let lo = u64::from_le_bytes(a.try_into().unwrap_or_default());
             let hi = u64::from_le_bytes(b.try_into().unwrap_or_default());
-            (
-                low_bytes(lo | FOLD, n),
-                low_bytes(hi | FOLD, n.saturating_sub(8)),
-            )
+            (lo | FOLD, low_bytes(hi | FOLD, n - 8))
         }
         None => {
-            let mut lo = 0u64;
-            let mut hi = 0u64;
-            for (i, &c) in src.get(start..end).unwrap_or_default().iter().enumerate() {
-                let c = u64::from(c | 0x20);
-                if i < 8 {
-                    lo |= c << (8 * i);
-                } else {
-                    hi |= c << (8 * (i - 8));
-                }
-            }
-            (lo, hi)
+            let word = src.get(start..end).unwrap_or_default();
+            let (a, b) = word.split_at(8.min(word.len()));
+            (pack_bytes(a), pack_bytes(b))
         }
     };
-    let kw = short_keyword(u128::from(lo) | (u128::from(hi) << 64));
-    if kw == Kw::None && n >= 6 && low_bytes(lo, 6) == DBLINK {
+    let kw = long_word_keyword(u128::from(lo) | (u128::from(hi) << 64));
+    if kw == Kw::None && low_bytes(lo, 6) == DBLINK {
         return Kw::DblinkFn;
     }
     kw
+}
+
+/// Up to 8 bytes, packed as [`pack`] does.
+fn pack_bytes(bytes: &[u8]) -> u64 {
+    let mut k = 0u64;
+    for (i, &c) in bytes.iter().take(8).enumerate() {
+        k |= u64::from(c | 0x20) << (8 * i);
+    }
+    k
 }
 
 /// `dblink`, packed.
@@ -1441,25 +1456,38 @@ fn dblink(word: &[u8]) -> Kw {
     }
 }
 
+// Two open-addressing hash tables of the packed keywords, built at compile
+// time: those of up to 8 bytes, whose keys fit a u64 and which most words
+// are looked up in, and the longer ones.
+
 const TABLE_BITS: u32 = 10;
 const TABLE_SIZE: usize = 1 << TABLE_BITS;
+const LONG_TABLE_BITS: u32 = 8;
+const LONG_TABLE_SIZE: usize = 1 << LONG_TABLE_BITS;
 
-/// An open-addressing hash table of the packed short keywords, built at
-/// compile time: keys and their words.
-static TABLE: ([u128; TABLE_SIZE], [Kw; TABLE_SIZE]) = build_table();
+static TABLE: ([u64; TABLE_SIZE], [Kw; TABLE_SIZE]) = build_table();
+static LONG_TABLE: ([u128; LONG_TABLE_SIZE], [Kw; LONG_TABLE_SIZE]) = build_long_table();
 
-const fn slot(key: u128) -> usize {
-    let x = (key as u64) ^ ((key >> 64) as u64).rotate_left(29);
-    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - TABLE_BITS)) as usize
+const fn slot(key: u64) -> usize {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - TABLE_BITS)) as usize
 }
 
-const fn build_table() -> ([u128; TABLE_SIZE], [Kw; TABLE_SIZE]) {
-    let mut keys = [0u128; TABLE_SIZE];
+const fn long_slot(key: u128) -> usize {
+    let x = (key as u64) ^ ((key >> 64) as u64).rotate_left(29);
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - LONG_TABLE_BITS)) as usize
+}
+
+const fn build_table() -> ([u64; TABLE_SIZE], [Kw; TABLE_SIZE]) {
+    let mut keys = [0u64; TABLE_SIZE];
     let mut kws = [Kw::None; TABLE_SIZE];
     let mut i = 0;
     while i < SHORT_KEYWORDS.len() {
         let (text, kw) = SHORT_KEYWORDS[i];
-        let key = pack(text);
+        i += 1;
+        if text.len() > 8 {
+            continue;
+        }
+        let key = pack(text) as u64;
         let mut s = slot(key);
         while keys[s] != 0 {
             assert!(keys[s] != key, "a keyword is listed twice");
@@ -1467,12 +1495,33 @@ const fn build_table() -> ([u128; TABLE_SIZE], [Kw; TABLE_SIZE]) {
         }
         keys[s] = key;
         kws[s] = kw;
-        i += 1;
     }
     (keys, kws)
 }
 
-fn short_keyword(key: u128) -> Kw {
+const fn build_long_table() -> ([u128; LONG_TABLE_SIZE], [Kw; LONG_TABLE_SIZE]) {
+    let mut keys = [0u128; LONG_TABLE_SIZE];
+    let mut kws = [Kw::None; LONG_TABLE_SIZE];
+    let mut i = 0;
+    while i < SHORT_KEYWORDS.len() {
+        let (text, kw) = SHORT_KEYWORDS[i];
+        i += 1;
+        if text.len() <= 8 {
+            continue;
+        }
+        let key = pack(text);
+        let mut s = long_slot(key);
+        while keys[s] != 0 {
+            assert!(keys[s] != key, "a keyword is listed twice");
+            s = (s + 1) & (LONG_TABLE_SIZE - 1);
+        }
+        keys[s] = key;
+        kws[s] = kw;
+    }
+    (keys, kws)
+}
+
+fn word_keyword(key: u64) -> Kw {
     let (keys, kws) = &TABLE;
     let mut s = slot(key);
     loop {
@@ -1484,6 +1533,21 @@ fn short_keyword(key: u128) -> Kw {
             return Kw::None;
         }
         s = (s + 1) & (TABLE_SIZE - 1);
+    }
+}
+
+fn long_word_keyword(key: u128) -> Kw {
+    let (keys, kws) = &LONG_TABLE;
+    let mut s = long_slot(key);
+    loop {
+        let k = keys[s];
+        if k == key {
+            return kws[s];
+        }
+        if k == 0 {
+            return Kw::None;
+        }
+        s = (s + 1) & (LONG_TABLE_SIZE - 1);
     }
 }
 
@@ -2878,11 +2942,15 @@ impl Scan<'_, '_, '_> {
         if self.kw(r) != Kw::Select {
             return;
         }
-        let right = self.items(r);
+        // Constants only count for padding, after a `FROM`, and on the
+        // left only when the right is padded: counting them means reading
+        // every item.
+        let right = self.items(r, top.from_seen);
         if right.n == 0 {
             return;
         }
-        let left_items = self.items(left);
+        let padded = top.from_seen && right.bare_consts * 2 > right.n;
+        let left_items = self.items(left, padded);
         if left_items.n > 0 && left_items.n != right.n && !left_items.star && !right.star {
             self.add(Rule::UnionColumnMismatch, u);
         }
@@ -2896,13 +2964,14 @@ impl Scan<'_, '_, '_> {
         {
             self.add(Rule::UnionColumnMismatch, u);
         }
-        if top.from_seen && right.bare_consts * 2 > right.n && left_items.consts == 0 {
+        if padded && left_items.consts == 0 {
             self.add(Rule::UnionPadding, u);
         }
     }
 
-    /// The select list after the `SELECT` at `sel`.
-    fn items(&self, sel: usize) -> Items {
+    /// The select list after the `SELECT` at `sel`; its constants are
+    /// counted only when `consts` is set.
+    fn items(&self, sel: usize, consts: bool) -> Items {
         let n = self.t.len();
         let mut j = sel + 1;
         while matches!(self.kw(j), Kw::All | Kw::Distinct) {
@@ -2920,7 +2989,7 @@ impl Scan<'_, '_, '_> {
                 b')' | b']' if depth == 0 => break,
                 b')' | b']' => depth -= 1,
                 b',' if depth == 0 => {
-                    self.item(start, j, &mut items);
+                    self.item(start, j, consts, &mut items);
                     start = j + 1;
                 }
                 b';' => break,
@@ -2929,17 +2998,20 @@ impl Scan<'_, '_, '_> {
             }
             j += 1;
         }
-        self.item(start, j, &mut items);
+        self.item(start, j, consts, &mut items);
         items
     }
 
-    fn item(&self, a: usize, b: usize, items: &mut Items) {
+    fn item(&self, a: usize, b: usize, consts: bool, items: &mut Items) {
         if a >= b {
             return;
         }
         items.n += 1;
         if self.op(b - 1) == Op::Star && (b == a + 1 || self.sym(b - 2) == b'.') {
             items.star = true;
+        }
+        if !consts {
+            return;
         }
         let (end, aliased) = if b >= a + 3 && self.kw(b - 2) == Kw::As {
             (b - 2, true)

@@ -162,15 +162,13 @@ impl<'a> Lexer<'a> {
     /// only the other tokens: each still says where it starts.
     #[inline]
     pub fn skip_whitespace(&mut self) -> bool {
-        // Mostly one space or none: a byte at a time beats a search.
+        // Mostly one space or none: one byte tells.
         let b = self.src.as_bytes();
-        let mut end = self.pos;
-        while is_space(at(b, end)) {
-            end += 1;
+        if !is_space(at(b, self.pos)) {
+            return false;
         }
-        let skipped = end != self.pos;
-        self.pos = end;
-        skipped
+        self.pos = skip(b, self.pos + 1, SPACE);
+        true
     }
 }
 
@@ -346,19 +344,32 @@ const fn start_table() -> [Start; 256] {
 
 static START: [Start; 256] = start_table();
 
-/// The offset of the first byte at or after `i` not in `class`. (A
-/// branch-free scan of eight bytes at a time measured slower than this.)
+/// The offset of the first byte at or after `i` not in `class`. Four
+/// bytes a step while four are there, one bounds check for them; then a
+/// byte at a time, the NUL past the end stopping it. (A branch-free scan of
+/// eight bytes at a time measured slower.)
 #[inline]
 fn skip(b: &[u8], i: usize, class: u8) -> usize {
-    match b.get(i..) {
-        Some(rest) => {
-            i + rest
-                .iter()
-                .position(|&c| !has(c, class))
-                .unwrap_or(rest.len())
+    let mut i = i;
+    while let Some(&[c0, c1, c2, c3]) = b.get(i..i.wrapping_add(4)) {
+        if !has(c0, class) {
+            return i;
         }
-        None => i,
+        if !has(c1, class) {
+            return i + 1;
+        }
+        if !has(c2, class) {
+            return i + 2;
+        }
+        if !has(c3, class) {
+            return i + 3;
+        }
+        i += 4;
     }
+    while has(at(b, i), class) {
+        i += 1;
+    }
+    i
 }
 
 /// Lexes the token that starts at `pos` (which is below `src.len()`):
@@ -373,19 +384,20 @@ pub(crate) fn lex(
 ) -> Result<(TokenKind, usize), LexError> {
     let b = src.as_bytes();
     let c = at(b, pos);
-    let next = at(b, pos + 1);
+    // Read only where the byte after decides: most tokens need not.
+    let next = || at(b, pos + 1);
     match START[c as usize] {
         Start::Space => Ok((TokenKind::Whitespace, skip(b, pos + 1, SPACE))),
         Start::Word => Ok((TokenKind::Word, skip(b, pos + 1, IDENT_CONT))),
         Start::Punct => Ok((TokenKind::Punctuation, pos + 1)),
         Start::Digit => Ok((TokenKind::Number, number(b, pos)?)),
         Start::Op => Ok((TokenKind::Operator, operator(b, pos))),
-        Start::Dash if next == b'-' => Ok((TokenKind::LineComment, line_end(b, pos + 2))),
-        Start::Slash if next == b'*' => Ok((TokenKind::BlockComment, block_comment(b, pos)?)),
+        Start::Dash if next() == b'-' => Ok((TokenKind::LineComment, line_end(b, pos + 2))),
+        Start::Slash if next() == b'*' => Ok((TokenKind::BlockComment, block_comment(b, pos)?)),
         Start::Dash | Start::Slash => Ok((TokenKind::Operator, operator(b, pos))),
         // `B'`, `X'`, `E'`, `N'`, `U&`: only a quote or `&` after the letter
         // can make it anything but a word.
-        Start::Prefix if next != b'\'' && next != b'&' => {
+        Start::Prefix if !matches!(next(), b'\'' | b'&') => {
             Ok((TokenKind::Word, skip(b, pos + 1, IDENT_CONT)))
         }
         Start::Prefix => prefixed(src, pos, standard_strings),
@@ -399,9 +411,9 @@ pub(crate) fn lex(
         }
         Start::DoubleQuote => Ok((TokenKind::QuotedIdentifier, quoted_ident(b, pos, pos + 1)?)),
         Start::Dollar => dollar(b, pos),
-        Start::Dot if has(next, DIGIT) => Ok((TokenKind::Number, number(b, pos)?)),
-        Start::Dot if next == b'.' => Ok((TokenKind::Punctuation, pos + 2)),
-        Start::Colon if next == b':' || next == b'=' => Ok((TokenKind::Operator, pos + 2)),
+        Start::Dot if has(next(), DIGIT) => Ok((TokenKind::Number, number(b, pos)?)),
+        Start::Dot if next() == b'.' => Ok((TokenKind::Punctuation, pos + 2)),
+        Start::Colon if matches!(next(), b':' | b'=') => Ok((TokenKind::Operator, pos + 2)),
         Start::Dot | Start::Colon => Ok((TokenKind::Punctuation, pos + 1)),
         Start::Control => Err(LexError::ControlCharacter { offset: pos }),
         Start::Other => Ok((TokenKind::Other, pos + 1)),
