@@ -182,21 +182,23 @@ impl Iterator for Lexer<'_> {
         if self.failed || self.pos >= self.src.len() {
             return None;
         }
-        match lex(self.src, self.pos, self.standard_strings) {
-            Ok((kind, end)) => {
-                let token = Token {
-                    kind,
-                    start: self.pos,
-                    end,
-                };
-                self.pos = end;
-                Some(Ok(token))
-            }
-            Err(e) => {
-                self.failed = true;
-                Some(Err(e))
-            }
-        }
+        let (kind, end) = match lex_common(self.src.as_bytes(), self.pos) {
+            Some(token) => token,
+            None => match lex_rest(self.src, self.pos, self.standard_strings) {
+                Ok(token) => token,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            },
+        };
+        let token = Token {
+            kind,
+            start: self.pos,
+            end,
+        };
+        self.pos = end;
+        Some(Ok(token))
     }
 }
 
@@ -373,15 +375,54 @@ fn skip(b: &[u8], i: usize, class: u8) -> usize {
 }
 
 /// Lexes the token that starts at `pos` (which is below `src.len()`):
-/// its kind and the offset just past it. Always inlined, into
-/// `Lexer::next` too: a call per token, with its result returned through
-/// memory, was 3% of the detectors' cost.
+/// its kind and the offset just past it. Always inlined: a call per token,
+/// with its result returned through memory, was 3% of the detectors' cost.
+/// `Lexer::next` calls its two halves itself.
 #[inline(always)]
 pub(crate) fn lex(
     src: &str,
     pos: usize,
     standard_strings: bool,
 ) -> Result<(TokenKind, usize), LexError> {
+    match lex_common(src.as_bytes(), pos) {
+        Some(token) => Ok(token),
+        None => lex_rest(src, pos, standard_strings),
+    }
+}
+
+/// [`lex`] for the tokens that cannot fail and need no scan out of line:
+/// whitespace, words, punctuation, operators, plain integers, line
+/// comments. `None` for the others, which [`lex_rest`] lexes. Kept apart
+/// so that its kind and offset stay in registers: merged with the results
+/// of the calls that may fail, they went through memory for every token.
+#[inline(always)]
+fn lex_common(b: &[u8], pos: usize) -> Option<(TokenKind, usize)> {
+    let c = at(b, pos);
+    let next = || at(b, pos + 1);
+    match START[c as usize] {
+        Start::Space => Some((TokenKind::Whitespace, skip(b, pos + 1, SPACE))),
+        Start::Word => Some((TokenKind::Word, skip(b, pos + 1, IDENT_CONT))),
+        Start::Punct => Some((TokenKind::Punctuation, pos + 1)),
+        Start::Digit => plain_number(b, pos).map(|end| (TokenKind::Number, end)),
+        Start::Op => Some((TokenKind::Operator, operator(b, pos))),
+        Start::Dash if next() == b'-' => Some((TokenKind::LineComment, line_end(b, pos + 2))),
+        Start::Slash if next() == b'*' => None,
+        Start::Dash | Start::Slash => Some((TokenKind::Operator, operator(b, pos))),
+        Start::Prefix if !matches!(next(), b'\'' | b'&') => {
+            Some((TokenKind::Word, skip(b, pos + 1, IDENT_CONT)))
+        }
+        Start::Dot if has(next(), DIGIT) => None,
+        Start::Dot if next() == b'.' => Some((TokenKind::Punctuation, pos + 2)),
+        Start::Colon if matches!(next(), b':' | b'=') => Some((TokenKind::Operator, pos + 2)),
+        Start::Dot | Start::Colon => Some((TokenKind::Punctuation, pos + 1)),
+        Start::Other => Some((TokenKind::Other, pos + 1)),
+        Start::Prefix | Start::Quote | Start::DoubleQuote | Start::Dollar | Start::Control => None,
+    }
+}
+
+/// [`lex`] for any token.
+#[inline(never)]
+fn lex_rest(src: &str, pos: usize, standard_strings: bool) -> Result<(TokenKind, usize), LexError> {
     let b = src.as_bytes();
     let c = at(b, pos);
     // Read only where the byte after decides: most tokens need not.
@@ -852,18 +893,24 @@ fn decimal_digits(b: &[u8], mut i: usize) -> usize {
 /// A number at `pos` (a digit, or a `.` before a digit): the offset past it.
 #[inline]
 fn number(b: &[u8], pos: usize) -> Result<usize, LexError> {
-    // The common case: plain digits, then something that ends a number.
+    match plain_number(b, pos) {
+        Some(end) => Ok(end),
+        None => number_slow(b, pos),
+    }
+}
+
+/// The common case of [`number`]: plain digits at `pos`, then something
+/// that ends a number. `None` for anything else.
+#[inline]
+fn plain_number(b: &[u8], pos: usize) -> Option<usize> {
     let end = skip(b, pos, DIGIT);
-    if end > pos
+    (end > pos
         && !matches!(
             at(b, end),
             b'.' | b'_' | b'e' | b'E' | b'x' | b'X' | b'o' | b'O' | b'b' | b'B'
         )
-        && !has(at(b, end), IDENT_START)
-    {
-        return Ok(end);
-    }
-    number_slow(b, pos)
+        && !has(at(b, end), IDENT_START))
+    .then_some(end)
 }
 
 #[inline(never)]
