@@ -543,6 +543,11 @@ fn collect(
     let mut name_comment = NONE;
     let mut last_line_comment = false;
     let mut error = None;
+    // The first token starts a statement, as after a `;`.
+    let mut after = After {
+        semicolon: true,
+        from_join: false,
+    };
     loop {
         // Whitespace matters only after a block comment; other rules
         // compare offsets.
@@ -621,8 +626,11 @@ fn collect(
             }
         }
         pending = Pending::None;
-        let prev = toks.last().unwrap_or(&Tok::BEFORE);
-        let (tok, marks) = classify(bytes, token.start, token.end, token.kind, prev);
+        let (tok, marks) = classify(bytes, token.start, token.end, token.kind, after, toks);
+        after = After {
+            semicolon: marks.semicolon,
+            from_join: marks.from_join,
+        };
         after_literal = if marks.value_end { token.end } else { NONE };
         after_name = if marks.relation { token.end } else { NONE };
         name_comment = NONE;
@@ -722,17 +730,38 @@ fn unclosed_quote(sql: &str, cx: &Context, toks: &[Tok], error: LexError) -> Opt
 /// What the collecting loop needs to know of a token besides the token,
 /// worked out where its kind is known: whether the scan visits it (see
 /// [`Tok::hot`]), whether it ends a value a comment may follow, whether it
-/// names a relation after `FROM` or `JOIN`.
+/// names a relation after `FROM` or `JOIN`; and for the token after it,
+/// whether this one is `;` or `FROM`/`JOIN`.
 #[derive(Clone, Copy, Default)]
 struct Marks {
     hot: bool,
     value_end: bool,
     relation: bool,
+    semicolon: bool,
+    from_join: bool,
 }
 
-/// The token `src[start..end]` of `kind`, after `prev`, and its marks.
+/// What [`classify`] needs of the token before: its [`Marks`] tell, and
+/// carried from one token to the next they cost less than reading the
+/// token back. `toks` holds the tokens before, for the rare tokens that
+/// need more.
+#[derive(Clone, Copy)]
+struct After {
+    semicolon: bool,
+    from_join: bool,
+}
+
+/// The token `src[start..end]` of `kind`, after the tokens `toks` (`after`
+/// telling of the last), and its marks.
 #[inline(always)]
-fn classify(src: &[u8], start: usize, end: usize, kind: TokenKind, prev: &Tok) -> (Tok, Marks) {
+fn classify(
+    src: &[u8],
+    start: usize,
+    end: usize,
+    kind: TokenKind,
+    after: After,
+    toks: &[Tok],
+) -> (Tok, Marks) {
     let text = || src.get(start..end).unwrap_or_default();
     let mut tok = Tok {
         start,
@@ -744,14 +773,14 @@ fn classify(src: &[u8], start: usize, end: usize, kind: TokenKind, prev: &Tok) -
         plain: false,
     };
     let mut marks = Marks::default();
-    let after_relation_word = prev.class == Class::Word && matches!(prev.kw, Kw::From | Kw::Join);
     match kind {
         TokenKind::Word => {
             tok.class = Class::Word;
             tok.kw = keyword_at(src, start, end);
             marks.hot = tok.kw != Kw::None;
             marks.value_end = matches!(tok.kw, Kw::Null | Kw::True | Kw::False);
-            marks.relation = after_relation_word;
+            marks.relation = after.from_join;
+            marks.from_join = matches!(tok.kw, Kw::From | Kw::Join);
         }
         TokenKind::QuotedIdentifier => {
             tok.class = Class::QIdent;
@@ -761,8 +790,8 @@ fn classify(src: &[u8], start: usize, end: usize, kind: TokenKind, prev: &Tok) -
             {
                 tok.kw = keyword(inner);
             }
-            marks.hot = tok.hot(prev);
-            marks.relation = after_relation_word;
+            marks.hot = tok.hot(toks.last().unwrap_or(&Tok::BEFORE));
+            marks.relation = after.from_join;
         }
         TokenKind::String => {
             tok.class = Class::Str;
@@ -782,7 +811,8 @@ fn classify(src: &[u8], start: usize, end: usize, kind: TokenKind, prev: &Tok) -
         TokenKind::Operator => {
             tok.class = Class::Op;
             tok.op = operator(text());
-            marks.hot = tok.hot(prev);
+            // After `;` too, as below.
+            marks.hot = !matches!(tok.op, Op::Minus | Op::Plus | Op::Star | Op::Concat);
         }
         TokenKind::Punctuation => {
             tok.class = Class::Punct;
@@ -793,6 +823,7 @@ fn classify(src: &[u8], start: usize, end: usize, kind: TokenKind, prev: &Tok) -
             };
             marks.hot = matches!(tok.sym, b'(' | b')' | b',' | b';');
             marks.value_end = tok.sym == b')';
+            marks.semicolon = tok.sym == b';';
         }
         k if k.is_literal() => {
             tok.class = Class::Str;
@@ -801,7 +832,7 @@ fn classify(src: &[u8], start: usize, end: usize, kind: TokenKind, prev: &Tok) -
         _ => {}
     }
     // The first token of a statement is always visited.
-    if prev.class == Class::Punct && prev.sym == b';' {
+    if after.semicolon {
         marks.hot = true;
     }
     (tok, marks)
