@@ -543,6 +543,11 @@ fn collect(
     let mut name_comment = NONE;
     let mut last_line_comment = false;
     let mut error = None;
+    // The first token starts a statement, as after a `;`.
+    let mut after = After {
+        semicolon: true,
+        from_join: false,
+    };
     loop {
         // Whitespace matters only after a block comment; other rules
         // compare offsets.
@@ -621,8 +626,11 @@ fn collect(
             }
         }
         pending = Pending::None;
-        let prev = toks.last().unwrap_or(&Tok::BEFORE);
-        let (tok, marks) = classify(bytes, token.start, token.end, token.kind, prev);
+        let (tok, marks) = classify(bytes, token.start, token.end, token.kind, after, toks);
+        after = After {
+            semicolon: marks.semicolon,
+            from_join: marks.from_join,
+        };
         after_literal = if marks.value_end { token.end } else { NONE };
         after_name = if marks.relation { token.end } else { NONE };
         name_comment = NONE;
@@ -722,17 +730,38 @@ fn unclosed_quote(sql: &str, cx: &Context, toks: &[Tok], error: LexError) -> Opt
 /// What the collecting loop needs to know of a token besides the token,
 /// worked out where its kind is known: whether the scan visits it (see
 /// [`Tok::hot`]), whether it ends a value a comment may follow, whether it
-/// names a relation after `FROM` or `JOIN`.
+/// names a relation after `FROM` or `JOIN`; and for the token after it,
+/// whether this one is `;` or `FROM`/`JOIN`.
 #[derive(Clone, Copy, Default)]
 struct Marks {
     hot: bool,
     value_end: bool,
     relation: bool,
+    semicolon: bool,
+    from_join: bool,
 }
 
-/// The token `src[start..end]` of `kind`, after `prev`, and its marks.
+/// What [`classify`] needs of the token before: its [`Marks`] tell, and
+/// carried from one token to the next they cost less than reading the
+/// token back. `toks` holds the tokens before, for the rare tokens that
+/// need more.
+#[derive(Clone, Copy)]
+struct After {
+    semicolon: bool,
+    from_join: bool,
+}
+
+/// The token `src[start..end]` of `kind`, after the tokens `toks` (`after`
+/// telling of the last), and its marks.
 #[inline(always)]
-fn classify(src: &[u8], start: usize, end: usize, kind: TokenKind, prev: &Tok) -> (Tok, Marks) {
+fn classify(
+    src: &[u8],
+    start: usize,
+    end: usize,
+    kind: TokenKind,
+    after: After,
+    toks: &[Tok],
+) -> (Tok, Marks) {
     let text = || src.get(start..end).unwrap_or_default();
     let mut tok = Tok {
         start,
@@ -744,14 +773,14 @@ fn classify(src: &[u8], start: usize, end: usize, kind: TokenKind, prev: &Tok) -
         plain: false,
     };
     let mut marks = Marks::default();
-    let after_relation_word = prev.class == Class::Word && matches!(prev.kw, Kw::From | Kw::Join);
     match kind {
         TokenKind::Word => {
             tok.class = Class::Word;
             tok.kw = keyword_at(src, start, end);
             marks.hot = tok.kw != Kw::None;
             marks.value_end = matches!(tok.kw, Kw::Null | Kw::True | Kw::False);
-            marks.relation = after_relation_word;
+            marks.relation = after.from_join;
+            marks.from_join = matches!(tok.kw, Kw::From | Kw::Join);
         }
         TokenKind::QuotedIdentifier => {
             tok.class = Class::QIdent;
@@ -761,8 +790,8 @@ fn classify(src: &[u8], start: usize, end: usize, kind: TokenKind, prev: &Tok) -
             {
                 tok.kw = keyword(inner);
             }
-            marks.hot = tok.hot(prev);
-            marks.relation = after_relation_word;
+            marks.hot = tok.hot(toks.last().unwrap_or(&Tok::BEFORE));
+            marks.relation = after.from_join;
         }
         TokenKind::String => {
             tok.class = Class::Str;
@@ -782,7 +811,8 @@ fn classify(src: &[u8], start: usize, end: usize, kind: TokenKind, prev: &Tok) -
         TokenKind::Operator => {
             tok.class = Class::Op;
             tok.op = operator(text());
-            marks.hot = tok.hot(prev);
+            // After `;` too, as below.
+            marks.hot = !matches!(tok.op, Op::Minus | Op::Plus | Op::Star | Op::Concat);
         }
         TokenKind::Punctuation => {
             tok.class = Class::Punct;
@@ -793,6 +823,7 @@ fn classify(src: &[u8], start: usize, end: usize, kind: TokenKind, prev: &Tok) -
             };
             marks.hot = matches!(tok.sym, b'(' | b')' | b',' | b';');
             marks.value_end = tok.sym == b')';
+            marks.semicolon = tok.sym == b';';
         }
         k if k.is_literal() => {
             tok.class = Class::Str;
@@ -801,15 +832,15 @@ fn classify(src: &[u8], start: usize, end: usize, kind: TokenKind, prev: &Tok) -
         _ => {}
     }
     // The first token of a statement is always visited.
-    if prev.class == Class::Punct && prev.sym == b';' {
+    if after.semicolon {
         marks.hot = true;
     }
     (tok, marks)
 }
 
 // ---------------------------------------------------------------------------
-// Keywords: each word is recognised once, packed lower-case into a u128
-// and matched against constants.
+// Keywords: each word is recognised once, packed lower-case into a u64
+// (a u128 past 8 bytes) and matched against constants.
 
 /// The words the detectors look at. Several words share a variant when
 /// the detectors treat them alike (`Sleep` is `pg_sleep`, `sleep`, ...).
@@ -1350,44 +1381,61 @@ fn low_bytes(x: u64, n: usize) -> u64 {
     x & MASKS.get(n).copied().unwrap_or(u64::MAX)
 }
 
-/// For each length from 1 to 16 and each first byte (its low five bits,
-/// 0x20 set), the last bytes (low five bits) of the short keywords of
-/// that length and first byte, one bit each. Most names are no keyword:
+/// For each length from 9 to 16 and each first byte (its low five bits,
+/// 0x20 set), the last bytes (low five bits) of the keywords of that
+/// length and first byte, one bit each. Most long names are no keyword:
 /// one look-up here tells, before the word is packed and hashed. Bytes
 /// that share their low five bits (`p` and `0`) only make it say "maybe".
-static FILTER: [[u32; 32]; 16] = build_filter();
+static FILTER: [[u32; 32]; 8] = build_filter();
 
-const fn build_filter() -> [[u32; 32]; 16] {
-    let mut f = [[0u32; 32]; 16];
+const fn build_filter() -> [[u32; 32]; 8] {
+    let mut f = [[0u32; 32]; 8];
     let mut i = 0;
     while i < SHORT_KEYWORDS.len() {
         let b = SHORT_KEYWORDS[i].0.as_bytes();
-        let first = ((b[0] | 0x20) & 31) as usize;
-        let last = (b[b.len() - 1] | 0x20) & 31;
-        f[b.len() - 1][first] |= 1 << last;
+        if b.len() > 8 {
+            let first = ((b[0] | 0x20) & 31) as usize;
+            let last = (b[b.len() - 1] | 0x20) & 31;
+            f[b.len() - 9][first] |= 1 << last;
+        }
         i += 1;
     }
     f
 }
 
-/// Whether the word `src[start..end]`, of `n` bytes (1 to 16), may be a
-/// short keyword or a `dblink…` function.
+/// Whether the word `src[start..end]`, of `n` bytes (9 to 16), may be a
+/// keyword or a `dblink…` function.
 #[inline]
 fn maybe_keyword(src: &[u8], start: usize, end: usize, n: usize) -> bool {
     let first = src.get(start).map_or(0, |&c| c | 0x20);
     let last = src.get(end.wrapping_sub(1)).map_or(0, |&c| c | 0x20);
-    let row = FILTER.get(n.wrapping_sub(1)).map_or(&[0u32; 32], |r| r);
+    let row = FILTER.get(n.wrapping_sub(9)).map_or(&[0u32; 32], |r| r);
     let bits = row.get(usize::from(first & 31)).copied().unwrap_or(0);
-    bits >> (last & 31) & 1 != 0 || (first == b'd' && n >= 6)
+    bits >> (last & 31) & 1 != 0 || first == b'd'
 }
 
-/// The word `src[start..end]`, packed as [`pack`] does: two 8-byte loads
-/// when 16 bytes are there to read, else byte by byte.
+/// The word `src[start..end]`, packed as [`pack`] does: one 8-byte load
+/// for words of up to 8 bytes, two for longer ones, when the bytes are
+/// there to read; else byte by byte.
 #[inline(always)]
 fn keyword_at(src: &[u8], start: usize, end: usize) -> Kw {
     let n = end.saturating_sub(start);
     if n == 0 {
         return Kw::None;
+    }
+    if n <= 8 {
+        // Most words: packing and probing cost less than a filter would.
+        let key = match src.get(start..start + 8) {
+            Some(chunk) => low_bytes(
+                u64::from_le_bytes(chunk.try_into().unwrap_or_default()) | FOLD,
+                n,
+            ),
+            None => pack_bytes(src.get(start..end).unwrap_or_default()),
+        };
+        return match word_keyword(key) {
+            Kw::None if n >= 6 && low_bytes(key, 6) == DBLINK => Kw::DblinkFn,
+            kw => kw,
+        };
     }
     if n > 16 {
         return keyword(src.get(start..end).unwrap_or_default());
@@ -1400,30 +1448,28 @@ fn keyword_at(src: &[u8], start: usize, end: usize) -> Kw {
             let (a, b) = chunk.split_at(8);
             let lo = u64::from_le_bytes(a.try_into().unwrap_or_default());
             let hi = u64::from_le_bytes(b.try_into().unwrap_or_default());
-            (
-                low_bytes(lo | FOLD, n),
-                low_bytes(hi | FOLD, n.saturating_sub(8)),
-            )
+            (lo | FOLD, low_bytes(hi | FOLD, n - 8))
         }
         None => {
-            let mut lo = 0u64;
-            let mut hi = 0u64;
-            for (i, &c) in src.get(start..end).unwrap_or_default().iter().enumerate() {
-                let c = u64::from(c | 0x20);
-                if i < 8 {
-                    lo |= c << (8 * i);
-                } else {
-                    hi |= c << (8 * (i - 8));
-                }
-            }
-            (lo, hi)
+            let word = src.get(start..end).unwrap_or_default();
+            let (a, b) = word.split_at(8.min(word.len()));
+            (pack_bytes(a), pack_bytes(b))
         }
     };
-    let kw = short_keyword(u128::from(lo) | (u128::from(hi) << 64));
-    if kw == Kw::None && n >= 6 && low_bytes(lo, 6) == DBLINK {
+    let kw = long_word_keyword(u128::from(lo) | (u128::from(hi) << 64));
+    if kw == Kw::None && low_bytes(lo, 6) == DBLINK {
         return Kw::DblinkFn;
     }
     kw
+}
+
+/// Up to 8 bytes, packed as [`pack`] does.
+fn pack_bytes(bytes: &[u8]) -> u64 {
+    let mut k = 0u64;
+    for (i, &c) in bytes.iter().take(8).enumerate() {
+        k |= u64::from(c | 0x20) << (8 * i);
+    }
+    k
 }
 
 /// `dblink`, packed.
@@ -1441,25 +1487,38 @@ fn dblink(word: &[u8]) -> Kw {
     }
 }
 
+// Two open-addressing hash tables of the packed keywords, built at compile
+// time: those of up to 8 bytes, whose keys fit a u64 and which most words
+// are looked up in, and the longer ones.
+
 const TABLE_BITS: u32 = 10;
 const TABLE_SIZE: usize = 1 << TABLE_BITS;
+const LONG_TABLE_BITS: u32 = 8;
+const LONG_TABLE_SIZE: usize = 1 << LONG_TABLE_BITS;
 
-/// An open-addressing hash table of the packed short keywords, built at
-/// compile time: keys and their words.
-static TABLE: ([u128; TABLE_SIZE], [Kw; TABLE_SIZE]) = build_table();
+static TABLE: ([u64; TABLE_SIZE], [Kw; TABLE_SIZE]) = build_table();
+static LONG_TABLE: ([u128; LONG_TABLE_SIZE], [Kw; LONG_TABLE_SIZE]) = build_long_table();
 
-const fn slot(key: u128) -> usize {
-    let x = (key as u64) ^ ((key >> 64) as u64).rotate_left(29);
-    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - TABLE_BITS)) as usize
+const fn slot(key: u64) -> usize {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - TABLE_BITS)) as usize
 }
 
-const fn build_table() -> ([u128; TABLE_SIZE], [Kw; TABLE_SIZE]) {
-    let mut keys = [0u128; TABLE_SIZE];
+const fn long_slot(key: u128) -> usize {
+    let x = (key as u64) ^ ((key >> 64) as u64).rotate_left(29);
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - LONG_TABLE_BITS)) as usize
+}
+
+const fn build_table() -> ([u64; TABLE_SIZE], [Kw; TABLE_SIZE]) {
+    let mut keys = [0u64; TABLE_SIZE];
     let mut kws = [Kw::None; TABLE_SIZE];
     let mut i = 0;
     while i < SHORT_KEYWORDS.len() {
         let (text, kw) = SHORT_KEYWORDS[i];
-        let key = pack(text);
+        i += 1;
+        if text.len() > 8 {
+            continue;
+        }
+        let key = pack(text) as u64;
         let mut s = slot(key);
         while keys[s] != 0 {
             assert!(keys[s] != key, "a keyword is listed twice");
@@ -1467,12 +1526,33 @@ const fn build_table() -> ([u128; TABLE_SIZE], [Kw; TABLE_SIZE]) {
         }
         keys[s] = key;
         kws[s] = kw;
-        i += 1;
     }
     (keys, kws)
 }
 
-fn short_keyword(key: u128) -> Kw {
+const fn build_long_table() -> ([u128; LONG_TABLE_SIZE], [Kw; LONG_TABLE_SIZE]) {
+    let mut keys = [0u128; LONG_TABLE_SIZE];
+    let mut kws = [Kw::None; LONG_TABLE_SIZE];
+    let mut i = 0;
+    while i < SHORT_KEYWORDS.len() {
+        let (text, kw) = SHORT_KEYWORDS[i];
+        i += 1;
+        if text.len() <= 8 {
+            continue;
+        }
+        let key = pack(text);
+        let mut s = long_slot(key);
+        while keys[s] != 0 {
+            assert!(keys[s] != key, "a keyword is listed twice");
+            s = (s + 1) & (LONG_TABLE_SIZE - 1);
+        }
+        keys[s] = key;
+        kws[s] = kw;
+    }
+    (keys, kws)
+}
+
+fn word_keyword(key: u64) -> Kw {
     let (keys, kws) = &TABLE;
     let mut s = slot(key);
     loop {
@@ -1484,6 +1564,21 @@ fn short_keyword(key: u128) -> Kw {
             return Kw::None;
         }
         s = (s + 1) & (TABLE_SIZE - 1);
+    }
+}
+
+fn long_word_keyword(key: u128) -> Kw {
+    let (keys, kws) = &LONG_TABLE;
+    let mut s = long_slot(key);
+    loop {
+        let k = keys[s];
+        if k == key {
+            return kws[s];
+        }
+        if k == 0 {
+            return Kw::None;
+        }
+        s = (s + 1) & (LONG_TABLE_SIZE - 1);
     }
 }
 
@@ -2878,11 +2973,15 @@ impl Scan<'_, '_, '_> {
         if self.kw(r) != Kw::Select {
             return;
         }
-        let right = self.items(r);
+        // Constants only count for padding, after a `FROM`, and on the
+        // left only when the right is padded: counting them means reading
+        // every item.
+        let right = self.items(r, top.from_seen);
         if right.n == 0 {
             return;
         }
-        let left_items = self.items(left);
+        let padded = top.from_seen && right.bare_consts * 2 > right.n;
+        let left_items = self.items(left, padded);
         if left_items.n > 0 && left_items.n != right.n && !left_items.star && !right.star {
             self.add(Rule::UnionColumnMismatch, u);
         }
@@ -2896,13 +2995,14 @@ impl Scan<'_, '_, '_> {
         {
             self.add(Rule::UnionColumnMismatch, u);
         }
-        if top.from_seen && right.bare_consts * 2 > right.n && left_items.consts == 0 {
+        if padded && left_items.consts == 0 {
             self.add(Rule::UnionPadding, u);
         }
     }
 
-    /// The select list after the `SELECT` at `sel`.
-    fn items(&self, sel: usize) -> Items {
+    /// The select list after the `SELECT` at `sel`; its constants are
+    /// counted only when `consts` is set.
+    fn items(&self, sel: usize, consts: bool) -> Items {
         let n = self.t.len();
         let mut j = sel + 1;
         while matches!(self.kw(j), Kw::All | Kw::Distinct) {
@@ -2920,7 +3020,7 @@ impl Scan<'_, '_, '_> {
                 b')' | b']' if depth == 0 => break,
                 b')' | b']' => depth -= 1,
                 b',' if depth == 0 => {
-                    self.item(start, j, &mut items);
+                    self.item(start, j, consts, &mut items);
                     start = j + 1;
                 }
                 b';' => break,
@@ -2929,17 +3029,20 @@ impl Scan<'_, '_, '_> {
             }
             j += 1;
         }
-        self.item(start, j, &mut items);
+        self.item(start, j, consts, &mut items);
         items
     }
 
-    fn item(&self, a: usize, b: usize, items: &mut Items) {
+    fn item(&self, a: usize, b: usize, consts: bool, items: &mut Items) {
         if a >= b {
             return;
         }
         items.n += 1;
         if self.op(b - 1) == Op::Star && (b == a + 1 || self.sym(b - 2) == b'.') {
             items.star = true;
+        }
+        if !consts {
+            return;
         }
         let (end, aliased) = if b >= a + 3 && self.kw(b - 2) == Kw::As {
             (b - 2, true)
