@@ -1554,31 +1554,28 @@ const fn build_long_table() -> ([u128; LONG_TABLE_SIZE], [Kw; LONG_TABLE_SIZE]) 
 
 fn word_keyword(key: u64) -> Kw {
     let (keys, kws) = &TABLE;
-    let mut s = slot(key);
-    loop {
-        let k = keys[s];
-        if k == key {
-            return kws[s];
-        }
-        if k == 0 {
-            return Kw::None;
-        }
-        s = (s + 1) & (TABLE_SIZE - 1);
-    }
+    probe(keys, kws, slot(key), key)
 }
 
 fn long_word_keyword(key: u128) -> Kw {
     let (keys, kws) = &LONG_TABLE;
-    let mut s = long_slot(key);
+    probe(keys, kws, long_slot(key), key)
+}
+
+/// The keyword under `key` in one of the tables (whose size is a power of
+/// two), probing from slot `s` up to the first empty slot.
+#[inline(always)]
+fn probe<K: Copy + Default + PartialEq>(keys: &[K], kws: &[Kw], mut s: usize, key: K) -> Kw {
+    let mask = keys.len() - 1;
     loop {
         let k = keys[s];
         if k == key {
             return kws[s];
         }
-        if k == 0 {
+        if k == K::default() {
             return Kw::None;
         }
-        s = (s + 1) & (LONG_TABLE_SIZE - 1);
+        s = (s + 1) & mask;
     }
 }
 
