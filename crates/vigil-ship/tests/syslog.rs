@@ -115,7 +115,7 @@ fn rfc5424_seq(line: &str) -> u64 {
 /// sender delivers again, is dropped.
 fn last_record(line: &str) -> &str {
     let b = line.as_bytes();
-    let starts = (1..b.len()).filter(|&i| {
+    let mut starts = (1..b.len()).filter(|&i| {
         // `<PRI>1 `: one to three digits.
         let rest = &b[i..];
         let digits = rest
@@ -128,8 +128,8 @@ fn last_record(line: &str) -> &str {
             && rest.get(1 + digits..3 + digits) == Some(&b">1"[..])
             && rest.get(3 + digits) == Some(&b' ')
     });
-    match starts.last() {
-        Some(i) => &line[i..],
+    match starts.next_back() {
+        Some(i) => line.get(i..).unwrap_or(line),
         None => line,
     }
 }
