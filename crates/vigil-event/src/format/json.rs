@@ -65,13 +65,15 @@ pub(super) fn write(ev: &Event, out: &mut Vec<u8>) {
     if let Some(s) = &ev.session {
         // Uncached while the thread's cache is gone (in a thread-local
         // destructor).
-        let cached = SESSIONS.try_with(|cache| {
-            cache
-                .try_borrow_mut()
-                .map(|mut cache| cache.write(out, s))
-                .is_ok()
-        });
-        if cached != Ok(true) {
+        let cached = SESSIONS
+            .try_with(|cache| {
+                cache
+                    .try_borrow_mut()
+                    .map(|mut cache| cache.write(out, s))
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        if !cached {
             write_session(out, s);
         }
     }
