@@ -262,15 +262,12 @@ fn write_text(
     }
 }
 
-/// Whether `out` ends with a standalone `U&` (any case): a quoted
-/// identifier written right after it would read as `U&"…"`.
+/// Whether `out` ends with `U&` (any case): a quoted identifier written
+/// right after it could read as `U&"…"`. Whether the `U` starts a token
+/// depends on what precedes it (`$U` is `$` then `U`, `a$U` one name), so
+/// every `U&` gets the space; a space too many changes nothing.
 fn ends_with_unicode_prefix(out: &str) -> bool {
-    let b = out.as_bytes();
-    match b {
-        [.., before, u, b'&'] => matches!(u, b'u' | b'U') && !is_word_byte(*before),
-        [u, b'&'] => matches!(u, b'u' | b'U'),
-        _ => false,
-    }
+    matches!(out.as_bytes(), [.., b'u' | b'U', b'&'])
 }
 
 /// Whether a kept token is written as it is in the input: all but

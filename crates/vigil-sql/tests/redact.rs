@@ -901,3 +901,12 @@ fn a_name_after_a_standalone_u_and_ampersand_stays_apart() {
     assert_eq!(vigil_sql::redact(&out.text).text, out.text);
     vigil_sql::check_redaction(b"SELECT u&U&\"d\\0061t\", menu&U&\"x\" FROM t");
 }
+
+#[test]
+fn a_name_after_a_dollar_and_u_and_ampersand_stays_apart() {
+    // `$U&` lexes as `$`, `U`, `&`: the `U` starts a token there too.
+    let out = vigil_sql::redact("SELECT $U&U&\"d\\0061t\" FROM t");
+    assert_eq!(out.text, "SELECT $U& \"dat\" FROM t");
+    assert_eq!(vigil_sql::redact(&out.text).text, out.text);
+    vigil_sql::check_redaction(b"SELECT $U&U&\"d\\0061t\", a$U&U&\"x\" FROM t");
+}
