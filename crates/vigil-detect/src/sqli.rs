@@ -114,7 +114,7 @@
 
 use std::cell::RefCell;
 
-use vigil_sql::{LexError, Lexer, TokenKind};
+use vigil_sql::{LexError, Lexer, Token, TokenKind};
 
 /// What the proxy knows about a statement and its session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -297,6 +297,26 @@ pub fn inspect(sql: &str, cx: &Context, out: &mut Vec<Finding>) {
     });
 }
 
+/// Inspects one query string already lexed, as [`inspect`] does, and
+/// appends what it finds to `out`: for a caller that has the tokens at
+/// hand, so that the query string is not lexed again. See
+/// [`Inspector::inspect_tokens`].
+pub fn inspect_tokens(
+    sql: &str,
+    tokens: &[Token],
+    error: Option<LexError>,
+    cx: &Context,
+    out: &mut Vec<Finding>,
+) {
+    thread_local! {
+        static INSPECTOR: RefCell<Inspector> = RefCell::new(Inspector::new());
+    }
+    INSPECTOR.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut inspector) => inspector.inspect_tokens(sql, tokens, error, cx, out),
+        Err(_) => Inspector::new().inspect_tokens(sql, tokens, error, cx, out),
+    });
+}
+
 /// Runs the detectors, reusing its buffers from one query string to the
 /// next.
 #[derive(Debug, Default)]
@@ -328,12 +348,57 @@ impl Inspector {
 
     /// Inspects one query string and appends what it finds to `out`.
     pub fn inspect(&mut self, sql: &str, cx: &Context, out: &mut Vec<Finding>) {
+        let lexer = Lexer::new(sql).standard_conforming_strings(cx.standard_conforming_strings);
+        self.run(sql, lexer, cx, out);
+    }
+
+    /// Inspects one query string already lexed and appends what it finds
+    /// to `out`, the same findings as [`inspect`](Self::inspect) makes.
+    /// `tokens` are the query string's tokens as the [`Lexer`] yields them
+    /// under `cx.standard_conforming_strings`, whitespace left out, up to
+    /// its `error` if it failed: what
+    /// [`Redactor::tokens`](vigil_sql::Redactor::tokens) and
+    /// [`Redacted::error`](vigil_sql::Redacted::error) hold after the
+    /// redactor read `sql`.
+    ///
+    /// ```
+    /// use vigil_detect::sqli::{Context, Inspector};
+    /// use vigil_sql::Redactor;
+    ///
+    /// let sql = "SELECT * FROM users WHERE id = 1 OR 1=1";
+    /// let cx = Context::default();
+    /// let mut redactor = Redactor::new();
+    /// let redacted = redactor.redact(sql);
+    /// let mut inspector = Inspector::new();
+    /// let (mut lexed, mut again) = (Vec::new(), Vec::new());
+    /// inspector.inspect_tokens(sql, redactor.tokens(), redacted.error, &cx, &mut lexed);
+    /// inspector.inspect(sql, &cx, &mut again);
+    /// assert_eq!(lexed, again);
+    /// assert_eq!(lexed.len(), 1);
+    /// ```
+    pub fn inspect_tokens(
+        &mut self,
+        sql: &str,
+        tokens: &[Token],
+        error: Option<LexError>,
+        cx: &Context,
+        out: &mut Vec<Finding>,
+    ) {
+        let lexed = Lexed {
+            tokens: tokens.iter(),
+            end: 0,
+            error,
+        };
+        self.run(sql, lexed, cx, out);
+    }
+
+    fn run(&mut self, sql: &str, source: impl Source, cx: &Context, out: &mut Vec<Finding>) {
         let base = out.len();
         let mut found = Found { seen: 0, out };
         self.toks.clear();
         self.hot.clear();
         let (trailing_line_comment, lex_error) =
-            collect(sql, cx, &mut self.toks, &mut self.hot, &mut found);
+            collect(sql, source, cx, &mut self.toks, &mut self.hot, &mut found);
         // On a lexer error, a quote the query string never closes may
         // still be one the injection misplaced.
         let lex_error = lex_error.map(|error| unclosed_quote(sql, cx, &self.toks, error));
@@ -519,19 +584,72 @@ enum Pending {
     },
 }
 
-/// Lexes `sql` into `toks` (significant tokens only) and runs the comment
-/// rule, which needs the whitespace and comments the scan never sees.
-/// Returns whether the query string ends in a line comment, and the
-/// lexer's error if it failed.
+/// Where [`collect`] takes a query string's tokens from: the [`Lexer`], or
+/// tokens lexed before ([`Lexed`]).
+trait Source {
+    /// Moves past the whitespace before the next token; whether there was
+    /// any before a token that follows.
+    fn skip_whitespace(&mut self) -> bool;
+
+    /// The next token, or the lexer's error, after which there is nothing.
+    fn next(&mut self) -> Option<Result<Token, LexError>>;
+}
+
+impl Source for Lexer<'_> {
+    #[inline(always)]
+    fn skip_whitespace(&mut self) -> bool {
+        Lexer::skip_whitespace(self)
+    }
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Result<Token, LexError>> {
+        Iterator::next(self)
+    }
+}
+
+/// Tokens lexed before, whitespace left out: whitespace is wherever one
+/// token does not start where the one before ended.
+struct Lexed<'t> {
+    tokens: std::slice::Iter<'t, Token>,
+    /// The end of the token returned last.
+    end: usize,
+    error: Option<LexError>,
+}
+
+impl Source for Lexed<'_> {
+    #[inline(always)]
+    fn skip_whitespace(&mut self) -> bool {
+        self.tokens
+            .as_slice()
+            .first()
+            .is_some_and(|t| t.start != self.end)
+    }
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Result<Token, LexError>> {
+        match self.tokens.next() {
+            Some(&token) => {
+                self.end = token.end;
+                Some(Ok(token))
+            }
+            None => self.error.take().map(Err),
+        }
+    }
+}
+
+/// Reads `sql`'s tokens from `lexer` into `toks` (significant tokens only)
+/// and runs the comment rule, which needs the whitespace and comments the
+/// scan never sees. Returns whether the query string ends in a line
+/// comment, and the lexer's error if it failed.
 fn collect(
     sql: &str,
+    mut lexer: impl Source,
     cx: &Context,
     toks: &mut Vec<Tok>,
     hot: &mut Vec<u32>,
     found: &mut Found<'_>,
 ) -> (bool, Option<LexError>) {
     let bytes = sql.as_bytes();
-    let mut lexer = Lexer::new(sql).standard_conforming_strings(cx.standard_conforming_strings);
     let mut pending = Pending::None;
     // The end of the last significant token, when it is a literal or a
     // closing parenthesis and no comment came after it yet; else `NONE`.

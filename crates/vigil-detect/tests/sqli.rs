@@ -6,7 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 use proptest::prelude::*;
-use vigil_detect::sqli::{Context, Finding, Inspector, Kind, Rule, inspect};
+use vigil_detect::sqli::{Context, Finding, Inspector, Kind, Rule, inspect, inspect_tokens};
+use vigil_sql::Redactor;
 
 const APP: Context = Context {
     simple_query: true,
@@ -19,9 +20,17 @@ const ADMIN: Context = Context {
     ..APP
 };
 
+/// The findings of `sql`, checked to be the same when the inspector reads
+/// the tokens a redactor lexed.
 fn findings(sql: &str, cx: &Context) -> Vec<Finding> {
     let mut out = Vec::new();
     inspect(sql, cx, &mut out);
+    let mut redactor = Redactor::new();
+    redactor.set_standard_conforming_strings(cx.standard_conforming_strings);
+    let redacted = redactor.redact(sql);
+    let mut lexed = Vec::new();
+    inspect_tokens(sql, redactor.tokens(), redacted.error, cx, &mut lexed);
+    assert_eq!(lexed, out, "from the redactor's tokens: {sql:?}");
     out
 }
 

@@ -231,9 +231,12 @@ impl Tracker {
             };
             // `sql` is the text just redacted: when it is the one kept and
             // was inspected in this context, the findings are still its.
+            // Either way the redactor's tokens are its tokens, lexed once
+            // for both.
             if self.last.inspected != Some(cx) {
                 self.findings.clear();
-                sqli::inspect(sql, &cx, &mut self.findings);
+                let (tokens, error) = (self.redactor.tokens(), self.scratch.error);
+                sqli::inspect_tokens(sql, tokens, error, &cx, &mut self.findings);
                 if !self.last.sql.is_empty() {
                     self.last.inspected = Some(cx);
                 }
@@ -813,6 +816,44 @@ mod tests {
         .unwrap();
         t.backend(&off);
         assert!(t.last.sql.is_empty() && t.last.inspected.is_none());
+    }
+
+    /// A text kept from a simple Query and parsed next is not lexed again:
+    /// it is inspected again, in the Parse's context, from the tokens the
+    /// redactor kept, and finds what a fresh inspection finds.
+    #[test]
+    fn a_kept_text_is_inspected_again_in_another_context() {
+        let (emitter, rx) = Emitter::channel(64, Overflow::Block);
+        let reporter = Reporter::new(emitter, Arc::new(Metrics::new()));
+        let mut detection = Detection::new();
+        detection.application_roles = vec!["*".to_owned()];
+        let session = Arc::new(Session::default());
+        let mut t = Tracker::new(session, reporter, Coverage::all(), detection);
+        let sql = "SELECT a FROM t WHERE b = 1 OR 1=1; DROP TABLE t -- x";
+        let mut query = sql.as_bytes().to_vec();
+        query.push(0);
+        let msg = FrontendMessage::decode(MessageTag::QUERY, &query).unwrap();
+        assert_eq!(t.frontend(&msg), Relay::Forward);
+        let body = parse("", sql);
+        let msg = FrontendMessage::decode(MessageTag::PARSE, &body).unwrap();
+        assert_eq!(t.frontend(&msg), Relay::Forward);
+        let mut rules = Vec::new();
+        while let Some(q) = rx.try_recv() {
+            rules.push(q.event.field_value("rule").unwrap().to_string());
+        }
+        let mut want = Vec::new();
+        for simple_query in [true, false] {
+            let cx = sqli::Context {
+                simple_query,
+                application_role: true,
+                standard_conforming_strings: true,
+            };
+            let mut found = Vec::new();
+            sqli::inspect(sql, &cx, &mut found);
+            want.extend(found.iter().map(|f| f.rule.as_str().to_owned()));
+        }
+        assert!(want.iter().any(|r| r == "stacked_queries"));
+        assert_eq!(rules, want);
     }
 
     #[test]

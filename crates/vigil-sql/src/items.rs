@@ -8,7 +8,7 @@
 
 use crate::error::LexError;
 use crate::keywords::{Kw, keyword};
-use crate::lexer::{TokenKind, at, is_space, lex};
+use crate::lexer::{Token, TokenKind, at, is_space, lex};
 
 /// One element of a statement's normalized stream.
 #[derive(Clone, Copy, Debug)]
@@ -78,16 +78,18 @@ pub(crate) struct Stmt {
     pub(crate) comment_only: bool,
 }
 
-/// Lexes `sql` into `items` and `stmts`; the lexer error that stopped it,
-/// if any.
+/// Lexes `sql` into `items` and `stmts`, and its tokens but whitespace
+/// into `tokens`; the lexer error that stopped it, if any.
 pub(crate) fn scan(
     sql: &str,
     standard_strings: bool,
     items: &mut Vec<Item>,
     stmts: &mut Vec<Stmt>,
+    tokens: &mut Vec<Token>,
 ) -> Option<LexError> {
     items.clear();
     stmts.clear();
+    tokens.clear();
     let b = sql.as_bytes();
     let mut pos = 0;
     let mut space = false;
@@ -109,6 +111,13 @@ pub(crate) fn scan(
             pos = end + 1;
         }
         let space_after = pos != end;
+        if tok != TokenKind::Whitespace {
+            tokens.push(Token {
+                kind: tok,
+                start,
+                end,
+            });
+        }
         match tok {
             TokenKind::Whitespace => {
                 space = true;

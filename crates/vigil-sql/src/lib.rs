@@ -150,13 +150,26 @@ pub fn fingerprint(sql: &str) -> u64 {
 /// Checks that the text holds no newline; that redacting the text again
 /// gives the same text and fingerprint; that after a lexer error the output
 /// is the redaction of the input before the error plus the mask, so nothing
-/// after the error shows; and that no literal of four bytes or more shows
-/// unless it also shows once that literal is replaced by `0`.
+/// after the error shows; that no literal of four bytes or more shows
+/// unless it also shows once that literal is replaced by `0`; and that
+/// [`Redactor::tokens`] are the lexer's tokens but whitespace, up to the
+/// same error.
 #[doc(hidden)]
 pub fn check_redaction(data: &[u8]) {
     let sql = String::from_utf8_lossy(data);
     let mut redactor = Redactor::new();
     let out = redactor.redact(&sql);
+    let mut lexed = Vec::new();
+    let mut lex_error = None;
+    for token in Lexer::new(&sql) {
+        match token {
+            Ok(t) if t.kind == TokenKind::Whitespace => {}
+            Ok(t) => lexed.push(t),
+            Err(e) => lex_error = Some(e),
+        }
+    }
+    assert_eq!(redactor.tokens(), lexed, "the redactor's tokens differ");
+    assert_eq!(out.error, lex_error, "the redactor's lexer error differs");
     assert!(
         !out.text.contains(['\n', '\r']),
         "newline in {:?}",

@@ -7,7 +7,7 @@ use crate::class::{StatementClass, classify};
 use crate::error::LexError;
 use crate::fingerprint::{self, Stream};
 use crate::items::{self, Item, Stmt};
-use crate::lexer::{TokenKind, is_word_byte, logical_content, unicode_unescape};
+use crate::lexer::{Token, TokenKind, is_word_byte, logical_content, unicode_unescape};
 
 /// What replaces the rest of a statement after a lexer error.
 pub const MASK: &str = "$?";
@@ -83,6 +83,7 @@ impl StatementInfo {
 pub struct Redactor {
     items: Vec<Item>,
     stmts: Vec<Stmt>,
+    tokens: Vec<Token>,
     scratch: String,
     name: String,
     standard_strings: bool,
@@ -100,6 +101,7 @@ impl Redactor {
         Self {
             items: Vec::new(),
             stmts: Vec::new(),
+            tokens: Vec::new(),
             scratch: String::new(),
             name: String::new(),
             standard_strings: true,
@@ -111,6 +113,31 @@ impl Redactor {
     /// A proxy should set it from the server's ParameterStatus messages.
     pub fn set_standard_conforming_strings(&mut self, on: bool) {
         self.standard_strings = on;
+    }
+
+    /// The tokens of the query string redacted last, as the [`Lexer`]
+    /// yields them for it (under this redactor's
+    /// `standard_conforming_strings`) but without whitespace: comments and
+    /// every other token, in order, up to the lexer error if there was
+    /// one ([`Redacted::error`]). For a detector that reads the same
+    /// query string, so that it is lexed once.
+    ///
+    /// [`Lexer`]: crate::Lexer
+    ///
+    /// ```
+    /// use vigil_sql::{Lexer, Redactor, TokenKind};
+    ///
+    /// let sql = "SELECT 1 -- note";
+    /// let mut redactor = Redactor::new();
+    /// redactor.redact(sql);
+    /// let lexed: Vec<_> = Lexer::new(sql)
+    ///     .map(Result::unwrap)
+    ///     .filter(|t| t.kind != TokenKind::Whitespace)
+    ///     .collect();
+    /// assert_eq!(redactor.tokens(), lexed);
+    /// ```
+    pub fn tokens(&self) -> &[Token] {
+        &self.tokens
     }
 
     /// Redacts `sql` into a new [`Redacted`].
@@ -133,7 +160,13 @@ impl Redactor {
     /// Redacts `sql` into `out`, reusing `out`'s buffers.
     pub fn redact_into(&mut self, sql: &str, out: &mut Redacted) {
         out.text.clear();
-        out.error = items::scan(sql, self.standard_strings, &mut self.items, &mut self.stmts);
+        out.error = items::scan(
+            sql,
+            self.standard_strings,
+            &mut self.items,
+            &mut self.stmts,
+            &mut self.tokens,
+        );
         let mut index = 0;
         for stmt in &self.stmts {
             if stmt.comment_only {

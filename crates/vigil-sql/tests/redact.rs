@@ -2,7 +2,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use vigil_sql::{LexError, Redacted, Redactor, StatementClass, fingerprint, redact, redact_bytes};
+use vigil_sql::{
+    LexError, Lexer, Redacted, Redactor, StatementClass, Token, TokenKind, fingerprint, redact,
+    redact_bytes,
+};
 
 /// The redacted text of `sql`.
 fn text(sql: &str) -> String {
@@ -522,6 +525,36 @@ fn standard_conforming_strings_off_reads_backslashes() {
     let off = r.redact(sql);
     assert_eq!(off.text, "SELECT $1, $2");
     assert!(off.error.is_none());
+}
+
+#[test]
+fn the_redactors_tokens_are_the_lexers_but_whitespace() {
+    let sqls = [
+        r"SELECT 'it\'s', 'secret'",
+        "SELECT a  ,b\t\t-2 -- x\n/* y */ FROM t;SELECT $$a$$, U&'d!0061t' UESCAPE '!'",
+        "  ",
+        "",
+        "SELECT 1 /* never closed",
+        "x = - 5;; ;",
+    ];
+    for on in [true, false] {
+        let mut redactor = Redactor::new();
+        redactor.set_standard_conforming_strings(on);
+        for sql in sqls {
+            let out = redactor.redact(sql);
+            let mut lexed: Vec<Token> = Vec::new();
+            let mut error = None;
+            for token in Lexer::new(sql).standard_conforming_strings(on) {
+                match token {
+                    Ok(t) if t.kind == TokenKind::Whitespace => {}
+                    Ok(t) => lexed.push(t),
+                    Err(e) => error = Some(e),
+                }
+            }
+            assert_eq!(redactor.tokens(), lexed, "{sql:?}, on: {on}");
+            assert_eq!(out.error, error, "{sql:?}, on: {on}");
+        }
+    }
 }
 
 #[test]
