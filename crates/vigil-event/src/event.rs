@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::catalog::Kind;
 use crate::time::Timestamp;
@@ -280,12 +280,19 @@ pub struct Event {
     pub fields: Vec<Field>,
 }
 
+/// The empty origin of a new event: one shared `Arc`, so that a new event
+/// allocates only its own parts.
+fn no_origin() -> Arc<str> {
+    static EMPTY: OnceLock<Arc<str>> = OnceLock::new();
+    Arc::clone(EMPTY.get_or_init(|| Arc::from("")))
+}
+
 impl Event {
     /// A new event of `kind`, now, with the catalog's severity and outcome.
     pub fn new(kind: Kind, message: impl Into<Cow<'static, str>>) -> Self {
         Event {
             time: Timestamp::now(),
-            origin: Arc::from(""),
+            origin: no_origin(),
             seq: 0,
             kind,
             severity: kind.severity(),

@@ -17,7 +17,7 @@ use vigil_detect::firewall::{self, TableRef, Verdict, Who};
 use vigil_detect::sqli::{self, Finding};
 use vigil_event::{Event, Outcome, Session, catalog};
 use vigil_pg::{BackendMessage, Diagnostic, FrontendMessage, Severity, Target};
-use vigil_sql::{Redacted, Redactor, StatementClass};
+use vigil_sql::{Redacted, Redactor, StatementClass, StatementInfo};
 
 use crate::config::Coverage;
 use crate::detect::Detection;
@@ -36,7 +36,7 @@ pub(crate) enum Relay {
 }
 
 /// A statement as it is logged: redacted text, fingerprint, class.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Stmt {
     text: Box<str>,
     fingerprint: u64,
@@ -48,14 +48,51 @@ struct Stmt {
 }
 
 impl Stmt {
-    fn unknown(name: &str) -> Arc<Stmt> {
-        Arc::new(Stmt {
+    fn unknown(name: &str) -> Stmt {
+        Stmt {
             text: vigil_sql::MASK.into(),
             fingerprint: 0,
             class: StatementClass::Misc,
             masked: true,
             name: (!name.is_empty()).then(|| name.into()),
-        })
+        }
+    }
+
+    fn redacted(info: &StatementInfo) -> Stmt {
+        Stmt {
+            text: info.text.as_str().into(),
+            fingerprint: info.fingerprint,
+            class: info.class,
+            masked: info.masked,
+            name: None,
+        }
+    }
+}
+
+/// A simple query's statements not yet answered. Most queries hold one:
+/// it has a slot of its own, so that queueing it does not allocate.
+#[derive(Debug, Default)]
+struct Queue {
+    first: Option<Stmt>,
+    rest: VecDeque<Stmt>,
+}
+
+impl Queue {
+    fn push(&mut self, stmt: Stmt) {
+        if self.first.is_none() && self.rest.is_empty() {
+            self.first = Some(stmt);
+        } else {
+            self.rest.push_back(stmt);
+        }
+    }
+
+    fn pop(&mut self) -> Option<Stmt> {
+        self.first.take().or_else(|| self.rest.pop_front())
+    }
+
+    fn clear(&mut self) {
+        self.first = None;
+        self.rest.clear();
     }
 }
 
@@ -97,9 +134,10 @@ impl Names {
     }
 }
 
-/// The query string redacted last, kept so that the same text is not
+/// The Parse query string redacted last, kept so that the same text is not
 /// redacted and inspected again: drivers send the same Parse for every
-/// execution of a statement. What redaction and the injection detectors
+/// execution of a statement. (Simple queries seldom repeat the one before:
+/// they are redacted every time, and forget what was kept.) What redaction and the injection detectors
 /// make of a text depends only on the text and the session's
 /// `standard_conforming_strings`, and the tracker forgets it when that
 /// changes; the firewall still sees every statement.
@@ -142,7 +180,7 @@ impl Protocol {
 enum Pending {
     /// A simple query: its statements not yet answered.
     Query {
-        statements: VecDeque<Arc<Stmt>>,
+        statements: Queue,
         started: Instant,
         copy: bool,
     },
@@ -359,16 +397,12 @@ impl Tracker {
                 last.sql.push_str(sql);
             }
             last.statements.clear();
-            last.statements
-                .extend(self.scratch.statements.iter().map(|s| {
-                    Arc::new(Stmt {
-                        text: s.text.as_str().into(),
-                        fingerprint: s.fingerprint,
-                        class: s.class,
-                        masked: s.masked,
-                        name: None,
-                    })
-                }));
+            last.statements.extend(
+                self.scratch
+                    .statements
+                    .iter()
+                    .map(|s| Arc::new(Stmt::redacted(s))),
+            );
         }
         &self.last.statements
     }
@@ -385,12 +419,17 @@ impl Tracker {
         }
         match msg {
             FrontendMessage::Query(q) => {
-                let statements = self.redact(q.sql).iter().cloned().collect();
+                self.last = Last::default();
+                self.redactor.redact_into(q.sql, &mut self.scratch);
                 self.rows = 0;
                 if self.inspect(q.sql, true, Protocol::Simple) {
                     self.pending.push_back(Pending::Denied(Self::denial()));
                     self.pending.push_back(Pending::Sync);
                     return Relay::Sync;
+                }
+                let mut statements = Queue::default();
+                for info in &self.scratch.statements {
+                    statements.push(Stmt::redacted(info));
                 }
                 self.pending.push_back(Pending::Query {
                     statements,
@@ -403,7 +442,7 @@ impl Tracker {
                 // server reports, logged under the masked text.
                 let stmt = match self.redact(p.sql) {
                     [one] => Arc::clone(one),
-                    _ => Stmt::unknown(""),
+                    _ => Arc::new(Stmt::unknown("")),
                 };
                 if self.inspect(p.sql, false, Protocol::Extended) {
                     self.pending.push_back(Pending::Denied(Self::denial()));
@@ -429,7 +468,7 @@ impl Tracker {
                     .statements
                     .get(b.statement)
                     .cloned()
-                    .unwrap_or_else(|| Stmt::unknown(b.statement));
+                    .unwrap_or_else(|| Arc::new(Stmt::unknown(b.statement)));
                 self.portals.set(b.portal, Arc::clone(&stmt));
                 self.pending.push_back(Pending::Bind(stmt));
             }
@@ -439,7 +478,7 @@ impl Tracker {
                     .portals
                     .get(e.portal)
                     .cloned()
-                    .unwrap_or_else(|| Stmt::unknown(""));
+                    .unwrap_or_else(|| Arc::new(Stmt::unknown("")));
                 self.pending.push_back(Pending::Execute {
                     stmt,
                     started: Instant::now(),
@@ -511,7 +550,7 @@ impl Tracker {
                     };
                     let now = Instant::now();
                     let result = Ok(("CALL", None));
-                    self.report(&stmt, Protocol::Function, (started, now), result);
+                    self.report(stmt, Protocol::Function, (started, now), result);
                 }
             }
             BackendMessage::ErrorResponse(d) => self.failed(d),
@@ -551,7 +590,7 @@ impl Tracker {
                 started,
                 copy,
             }) => {
-                let stmt = statements.pop_front().unwrap_or_else(|| Stmt::unknown(""));
+                let stmt = statements.pop().unwrap_or_else(|| Stmt::unknown(""));
                 let protocol = if *copy {
                     Protocol::Copy
                 } else {
@@ -560,7 +599,7 @@ impl Tracker {
                 let began = *started;
                 *started = now;
                 *copy = false;
-                self.report(&stmt, protocol, (began, now), Ok((command, rows)));
+                self.report(stmt, protocol, (began, now), Ok((command, rows)));
             }
             Some(Pending::Execute { .. }) => {
                 if let Some(Pending::Execute {
@@ -575,7 +614,8 @@ impl Tracker {
                         Protocol::Extended
                     };
                     let _ = suspended;
-                    self.report(&stmt, protocol, (started, now), Ok((command, rows)));
+                    let stmt = Arc::unwrap_or_clone(stmt);
+                    self.report(stmt, protocol, (started, now), Ok((command, rows)));
                 }
             }
             _ => {}
@@ -600,7 +640,7 @@ impl Tracker {
                 started,
                 copy,
             }) => {
-                let stmt = statements.pop_front().unwrap_or_else(|| Stmt::unknown(""));
+                let stmt = statements.pop().unwrap_or_else(|| Stmt::unknown(""));
                 statements.clear();
                 let protocol = if *copy {
                     Protocol::Copy
@@ -608,7 +648,7 @@ impl Tracker {
                     Protocol::Simple
                 };
                 let began = *started;
-                self.report(&stmt, protocol, (began, now), Err(err));
+                self.report(stmt, protocol, (began, now), Err(err));
             }
             Some(_) => {
                 let front = self.pending.pop_front();
@@ -643,8 +683,8 @@ impl Tracker {
                 {
                     self.pending.pop_front();
                 }
-                let stmt = stmt.unwrap_or_else(|| Stmt::unknown(""));
-                self.report(&stmt, protocol, (started, now), Err(err));
+                let stmt = stmt.map_or_else(|| Stmt::unknown(""), Arc::unwrap_or_clone);
+                self.report(stmt, protocol, (started, now), Err(err));
             }
             None => {}
         }
@@ -653,10 +693,10 @@ impl Tracker {
 
     /// Counts and logs a statement that ran from `started` to `ended`
     /// (both read once by the caller, so that a statement costs two clock
-    /// reads).
+    /// reads). Its text and name move into the event.
     fn report(
         &mut self,
-        stmt: &Stmt,
+        stmt: Stmt,
         protocol: Protocol,
         (started, ended): (Instant, Instant),
         result: Result<(&str, Option<u64>), Failure<'_>>,
@@ -695,7 +735,7 @@ impl Tracker {
             (Ok(_), true) => catalog::STATEMENT_UNPARSED,
             (Ok(_), false) => catalog::STATEMENT_EXECUTED,
         };
-        let mut ev = Event::new(kind, String::from(&*stmt.text));
+        let mut ev = Event::new(kind, String::from(stmt.text));
         ev.fields.reserve_exact(8);
         let mut ev = ev
             .session(Arc::clone(&self.session))
@@ -703,8 +743,8 @@ impl Tracker {
             .field("class", stmt.class.as_str())
             .field("protocol", protocol.as_str())
             .field("duration_us", duration);
-        if let Some(name) = &stmt.name {
-            ev = ev.field("statement", String::from(&**name));
+        if let Some(name) = stmt.name {
+            ev = ev.field("statement", String::from(name));
         }
         match result {
             Ok((command, rows)) => {
@@ -856,11 +896,81 @@ mod tests {
         assert_eq!(rules, want);
     }
 
+    /// A simple query's statements are reported in order, each with its
+    /// own text, command and rows; an error reports the statement that
+    /// failed and forgets the rest.
+    #[test]
+    fn a_simple_query_reports_its_statements_in_order() {
+        let (emitter, rx) = Emitter::channel(64, Overflow::Block);
+        let reporter = Reporter::new(emitter, Arc::new(Metrics::new()));
+        let session = Arc::new(Session::default());
+        let mut t = Tracker::new(session, reporter, Coverage::all(), Detection::default());
+        let query = |t: &mut Tracker, sql: &str| {
+            let mut body = sql.as_bytes().to_vec();
+            body.push(0);
+            let msg = FrontendMessage::decode(MessageTag::QUERY, &body).unwrap();
+            assert_eq!(t.frontend(&msg), Relay::Forward);
+        };
+        let complete = |t: &mut Tracker, tag: &[u8]| {
+            let msg = BackendMessage::decode(MessageTag::COMMAND_COMPLETE, tag).unwrap();
+            t.backend(&msg);
+        };
+        let ready = BackendMessage::decode(MessageTag::READY_FOR_QUERY, b"I").unwrap();
+        query(&mut t, "SELECT 1; UPDATE t SET a = 'x'; DELETE FROM u");
+        complete(&mut t, b"SELECT 1\0");
+        complete(&mut t, b"UPDATE 2\0");
+        complete(&mut t, b"DELETE 3\0");
+        t.backend(&ready);
+        query(&mut t, "SELECT 2; SELECT 3; SELECT 4");
+        complete(&mut t, b"SELECT 1\0");
+        let error = BackendMessage::decode(
+            MessageTag::ERROR_RESPONSE,
+            b"SERROR\0C42P01\0Mrelation does not exist\0\0",
+        )
+        .unwrap();
+        t.backend(&error);
+        t.backend(&ready);
+        query(&mut t, "SELECT 5");
+        complete(&mut t, b"SELECT 1\0");
+        t.backend(&ready);
+        let mut got = Vec::new();
+        while let Some(q) = rx.try_recv() {
+            let ev = q.event;
+            let command = ev.field_value("command").map(ToString::to_string);
+            let rows = ev.field_value("rows").map(ToString::to_string);
+            got.push((ev.kind, ev.message.into_owned(), command, rows));
+        }
+        let ok = |text: &str, command: &str, rows: &str| {
+            (
+                catalog::STATEMENT_EXECUTED,
+                text.to_owned(),
+                Some(command.to_owned()),
+                Some(rows.to_owned()),
+            )
+        };
+        let want = [
+            ok("SELECT $1", "SELECT", "1"),
+            ok("UPDATE t SET a = $1", "UPDATE", "2"),
+            ok("DELETE FROM u", "DELETE", "3"),
+            ok("SELECT $1", "SELECT", "1"),
+            (
+                catalog::STATEMENT_FAILED,
+                "SELECT $1".to_owned(),
+                None,
+                None,
+            ),
+            ok("SELECT $1", "SELECT", "1"),
+        ];
+        assert_eq!(got, want);
+        assert_eq!(t.count, 6);
+        assert!(t.pending.is_empty());
+    }
+
     #[test]
     fn names_keep_the_unnamed_apart_from_the_named() {
         let mut names = Names::default();
-        let a = Stmt::unknown("");
-        let b = Stmt::unknown("s1");
+        let a = Arc::new(Stmt::unknown(""));
+        let b = Arc::new(Stmt::unknown("s1"));
         assert!(names.get("").is_none());
         names.set("", Arc::clone(&a));
         names.set("s1", Arc::clone(&b));
