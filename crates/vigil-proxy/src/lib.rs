@@ -12,6 +12,7 @@ pub mod admin;
 pub mod config;
 mod detect;
 pub mod metrics;
+mod race;
 mod report;
 pub mod schema;
 mod server;

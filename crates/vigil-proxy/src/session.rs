@@ -25,6 +25,7 @@ use vigil_pg::{
 };
 
 use crate::config::{ClientTlsMode, PoisonConfig, UpstreamTlsMode};
+use crate::race::{First, race};
 use crate::report::Reporter;
 use crate::server::{Runtime, Shared};
 use crate::tls::{self, Side};
@@ -680,10 +681,10 @@ async fn relay(
             .await
         };
         let s2c = server_to_client(shared, &session, &mut sr, &mut cw, &state, &mut from_server);
-        tokio::select! {
-            r = c2s => r.err().unwrap_or(End::ClientClosed),
-            r = s2c => r.err().unwrap_or(End::ServerClosed),
-            _ = closing.wait_for(|c| *c) => End::Shutdown,
+        match race(c2s, s2c, closing.wait_for(|c| *c)).await {
+            First::A(r) => r.err().unwrap_or(End::ClientClosed),
+            First::B(r) => r.err().unwrap_or(End::ServerClosed),
+            First::C(_) => End::Shutdown,
         }
     };
     if matches!(end, End::Shutdown) {
