@@ -7,6 +7,7 @@
 //! consume the queue in order. After an error in an extended-query batch the
 //! server skips to the next Sync, and so does the queue.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,7 +16,7 @@ use bytes::BytesMut;
 use vigil_detect::anomaly::StatementSeen;
 use vigil_detect::firewall::{self, TableRef, Verdict, Who};
 use vigil_detect::sqli::{self, Finding};
-use vigil_event::{Event, Outcome, Session, catalog};
+use vigil_event::{Event, Field, Outcome, Session, Value, catalog};
 use vigil_pg::{BackendMessage, Diagnostic, FrontendMessage, Severity, Target};
 use vigil_sql::{Redacted, Redactor, StatementClass, StatementInfo};
 
@@ -735,36 +736,46 @@ impl Tracker {
             (Ok(_), true) => catalog::STATEMENT_UNPARSED,
             (Ok(_), false) => catalog::STATEMENT_EXECUTED,
         };
+        // Filled in place: the builder's calls each move the whole event.
         let mut ev = Event::new(kind, String::from(stmt.text));
-        ev.fields.reserve_exact(8);
-        let mut ev = ev
-            .session(Arc::clone(&self.session))
-            .fingerprint(stmt.fingerprint)
-            .field("class", stmt.class.as_str())
-            .field("protocol", protocol.as_str())
-            .field("duration_us", duration);
+        ev.session = Some(Arc::clone(&self.session));
+        ev.fingerprint = Some(stmt.fingerprint);
+        let fields = &mut ev.fields;
+        fields.reserve_exact(8);
+        let mut field = |key: &'static str, value: Value| {
+            fields.push(Field {
+                key: Cow::Borrowed(key),
+                value,
+            });
+        };
+        field("class", stmt.class.as_str().into());
+        field("protocol", protocol.as_str().into());
+        field("duration_us", duration.into());
         if let Some(name) = stmt.name {
-            ev = ev.field("statement", String::from(name));
+            field("statement", String::from(name).into());
         }
         match result {
             Ok((command, rows)) => {
-                ev = ev.field("command", command_name(command));
+                field("command", command_name(command).into());
                 if let Some(rows) = rows {
-                    ev = ev.field("rows", i64::try_from(rows).unwrap_or(i64::MAX));
+                    field("rows", i64::try_from(rows).unwrap_or(i64::MAX).into());
                 }
             }
             Err(f) => {
-                ev = ev
-                    .outcome(Outcome::Failure)
-                    .field("sqlstate", f.sqlstate.to_owned())
-                    .field("error", vigil_sql::redact_message(f.message).into_owned());
+                field("sqlstate", f.sqlstate.to_owned().into());
+                let error = vigil_sql::redact_message(f.message).into_owned();
+                field("error", error.into());
                 if let Some(detail) = f.detail {
-                    ev = ev.field("detail", vigil_sql::redact_message(detail).into_owned());
+                    let detail = vigil_sql::redact_message(detail).into_owned();
+                    field("detail", detail.into());
                 }
             }
         }
         if stmt.masked {
-            ev = ev.field("masked", true);
+            field("masked", true.into());
+        }
+        if failed {
+            ev.outcome = Outcome::Failure;
         }
         self.reporter.emit(ev);
     }
@@ -780,14 +791,14 @@ struct Failure<'a> {
 
 /// The command tag's words as an event value, without allocating for the
 /// common ones.
-fn command_name(command: &str) -> std::borrow::Cow<'static, str> {
+fn command_name(command: &str) -> Cow<'static, str> {
     const COMMON: [&str; 14] = [
         "SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "FETCH", "MOVE", "BEGIN",
         "COMMIT", "ROLLBACK", "SET", "CALL", "DO",
     ];
     match COMMON.iter().find(|c| **c == command) {
-        Some(c) => std::borrow::Cow::Borrowed(c),
-        None => std::borrow::Cow::Owned(command.to_owned()),
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(command.to_owned()),
     }
 }
 
