@@ -4,6 +4,8 @@
 //! [`Error::ShortBody`] instead of panicking when the body ends early, and
 //! check counts against the bytes left before anything relies on them.
 
+use std::ffi::CStr;
+
 use bytes::{BufMut, BytesMut};
 
 use crate::error::{Error, StringError};
@@ -85,9 +87,12 @@ impl<'a> Reader<'a> {
 
     /// A NUL-terminated string, without its NUL, as raw bytes.
     pub(crate) fn cbytes(&mut self) -> Result<&'a [u8], Error> {
-        let Some(nul) = self.buf.iter().position(|&b| b == 0) else {
+        // `CStr` finds the first NUL a word at a time: query strings are
+        // long, and a byte at a time was a third of decoding a Query.
+        let Ok(s) = CStr::from_bytes_until_nul(self.buf) else {
             return Err(StringError::Unterminated.into());
         };
+        let nul = s.to_bytes().len();
         let s = self.take(nul)?;
         self.take(1)?;
         Ok(s)
@@ -232,5 +237,28 @@ impl<'o> Writer<'o> {
         })?;
         self.out[self.len_at..self.len_at + 4].copy_from_slice(&len.to_be_bytes());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_c_string_ends_at_its_first_nul() {
+        let long = [b"SELECT 1".repeat(40).as_slice(), b"\0tail\0"].concat();
+        let mut r = Reader::new(&long);
+        assert_eq!(r.cbytes().ok(), Some(&long[..320]));
+        assert_eq!(r.cbytes().ok(), Some(&b"tail"[..]));
+        assert!(r.cbytes().is_err());
+
+        let mut r = Reader::new(b"\0\0x");
+        assert_eq!(r.cbytes().ok(), Some(&b""[..]));
+        assert_eq!(r.cbytes().ok(), Some(&b""[..]));
+        assert!(matches!(
+            r.cbytes(),
+            Err(Error::BadString(StringError::Unterminated))
+        ));
+        assert_eq!(r.remaining(), 1);
     }
 }
