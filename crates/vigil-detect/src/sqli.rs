@@ -392,6 +392,9 @@ impl Inspector {
         self.run(sql, lexed, cx, out);
     }
 
+    // Inlined into both callers, as `collect` into it: each then keeps the
+    // lexer's or the token slice's state in registers, as one function.
+    #[inline(always)]
     fn run(&mut self, sql: &str, source: impl Source, cx: &Context, out: &mut Vec<Finding>) {
         let base = out.len();
         let mut found = Found { seen: 0, out };
@@ -549,6 +552,7 @@ impl Tok {
     }
 }
 
+#[inline]
 fn operator(text: &[u8]) -> Op {
     match text {
         b"=" => Op::Eq,
@@ -641,6 +645,7 @@ impl Source for Lexed<'_> {
 /// and runs the comment rule, which needs the whitespace and comments the
 /// scan never sees. Returns whether the query string ends in a line
 /// comment, and the lexer's error if it failed.
+#[inline(always)]
 fn collect(
     sql: &str,
     mut lexer: impl Source,
@@ -1675,6 +1680,7 @@ fn word_keyword(key: u64) -> Kw {
     probe(keys, kws, slot(key), key)
 }
 
+#[inline]
 fn long_word_keyword(key: u128) -> Kw {
     let (keys, kws) = &LONG_TABLE;
     probe(keys, kws, long_slot(key), key)
