@@ -5,9 +5,11 @@
 //! its tokens, never at a regular expression over the raw text: what is
 //! inside a string constant or a comment is data, and only the shape of the
 //! statement around it counts. A proxy calls it once per simple Query and
-//! once per Parse. Each [`Finding`] names its [`Rule`], the [`Kind`] of
-//! event it belongs to and a byte offset into the query string; it never
-//! holds text from the statement.
+//! once per Parse; one that redacts the same text first calls
+//! [`inspect_tokens`] with the tokens its [`vigil_sql::Redactor`] lexed,
+//! so that the text is lexed once. Each [`Finding`] names its [`Rule`],
+//! the [`Kind`] of event it belongs to and a byte offset into the query
+//! string; it never holds text from the statement.
 //!
 //! ```
 //! use vigil_detect::sqli::{inspect, Context, Kind, Rule};
