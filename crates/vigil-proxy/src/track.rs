@@ -740,8 +740,8 @@ impl Tracker {
         let mut ev = Event::new(kind, String::from(stmt.text));
         ev.session = Some(Arc::clone(&self.session));
         ev.fingerprint = Some(stmt.fingerprint);
+        ev.fields = Vec::with_capacity(8);
         let fields = &mut ev.fields;
-        fields.reserve_exact(8);
         let mut field = |key: &'static str, value: Value| {
             fields.push(Field {
                 key: Cow::Borrowed(key),
