@@ -56,6 +56,7 @@
 #![deny(missing_docs)]
 
 pub mod acra;
+mod anchor;
 mod chain;
 mod checkpoint;
 mod leaves;
@@ -77,7 +78,9 @@ pub use merkle::{
     FrontierError, Hash, ProofError, Tree, consistency_proof, empty_root, hash_from_hex,
     hash_to_hex, inclusion_proof, leaf_hash, node_hash, verify_consistency, verify_inclusion,
 };
-pub use verify::{Bookmark, Failure, FailureKind, KeyLookup, Report, Verifier, VerifyError};
+pub use verify::{
+    Bookmark, Failure, FailureKind, KeyLookup, Report, Trimmed, Verifier, VerifyError,
+};
 pub use writer::{
     DurableHandle, Recovery, SealConfig, SealError, SealKeys, Sealer, SyncPolicy, list_segments,
     parse_segment_name, segment_name,

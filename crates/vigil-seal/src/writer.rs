@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use vigil_event::{Event, catalog};
 use zeroize::Zeroizing;
 
+use crate::anchor::Anchor;
 use crate::chain::KeyStream;
 use crate::checkpoint::{Checkpoint, CheckpointSigner};
 use crate::leaves::Leaves;
@@ -177,6 +178,8 @@ pub struct Sealer {
     keys: SealKeys,
     origin: Arc<str>,
     chain: KeyStream,
+    /// The seq the current chain started at.
+    chain_start: u64,
     start_pending: bool,
     prev_mac: Hash,
     next_seq: u64,
@@ -472,6 +475,7 @@ impl Sealer {
             keys,
             origin,
             chain,
+            chain_start: next_seq,
             start_pending: true,
             prev_mac,
             next_seq,
@@ -663,6 +667,7 @@ impl Sealer {
         self.keys.version = version;
         self.keys.audit_key = audit_key;
         self.chain = KeyStream::start(&self.keys.audit_key, &self.cfg.origin, self.next_seq);
+        self.chain_start = self.next_seq;
         self.start_pending = true;
         let started = Event::new(catalog::AUDIT_CHAIN_STARTED, "audit chain started")
             .field("key_version", version)
@@ -820,11 +825,19 @@ impl Sealer {
             last_seq: self.next_seq - 1,
         };
         lock(&self.durable.state).file = Some(file);
+        // Where a verifier starts when the segments before are gone.
+        let anchor = Anchor {
+            origin: self.cfg.origin.clone(),
+            chain_start: self.chain_start,
+            prev_mac: self.prev_mac,
+            tree: self.leaves.tree(),
+        };
         let ev = Event::new(catalog::AUDIT_SEGMENT_ROTATED, "audit segment started")
             .field("previous_segment", previous)
             .field("previous_first_seq", previous_first)
             .field("previous_last_seq", previous_last)
-            .field("reason", if full { "size" } else { "age" });
+            .field("reason", if full { "size" } else { "age" })
+            .field("anchor", anchor.encode());
         self.seal_internal(ev)?;
         Ok(())
     }

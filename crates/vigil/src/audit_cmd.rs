@@ -723,28 +723,42 @@ fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
             "chains": r.chains,
             "root": vigil_seal::hash_to_hex(&r.root),
             "format": r.format.map(|f| f.as_str()),
+            "trimmed": r.trimmed.as_ref().map(|t| serde_json::json!({
+                "first_seq": t.first_seq,
+                "removal_seq": t.removal_seq,
+            })),
             "failure": failure,
         });
         writeln!(out, "{v}")?;
         return Ok(());
     }
     match &r.failure {
-        None => writeln!(
-            out,
-            "verified: {} (seq {}..{}) in {}; {}, {}, {}; root {}",
-            count(r.entries, "entry", "entries"),
-            r.last_seq + 1 - r.entries.min(r.last_seq),
-            r.last_seq,
-            count(r.segments, "segment", "segments"),
-            count(r.macs_checked, "MAC", "MACs"),
-            count(r.checkpoints_checked, "checkpoint", "checkpoints"),
-            count(
-                r.external_checkpoints_checked,
-                "kept checkpoint",
-                "kept checkpoints"
-            ),
-            vigil_seal::hash_to_hex(&r.root)
-        )?,
+        None => {
+            writeln!(
+                out,
+                "verified: {} (seq {}..{}) in {}; {}, {}, {}; root {}",
+                count(r.entries, "entry", "entries"),
+                r.last_seq + 1 - r.entries.min(r.last_seq),
+                r.last_seq,
+                count(r.segments, "segment", "segments"),
+                count(r.macs_checked, "MAC", "MACs"),
+                count(r.checkpoints_checked, "checkpoint", "checkpoints"),
+                count(
+                    r.external_checkpoints_checked,
+                    "kept checkpoint",
+                    "kept checkpoints"
+                ),
+                vigil_seal::hash_to_hex(&r.root)
+            )?;
+            if let Some(t) = &r.trimmed {
+                writeln!(
+                    out,
+                    "entries 1..{} were removed by retention, as the entry at seq {} records",
+                    t.first_seq - 1,
+                    t.removal_seq
+                )?;
+            }
+        }
         Some(f) => writeln!(
             out,
             "TAMPERED: {f}\n({} entries verified before it)",
