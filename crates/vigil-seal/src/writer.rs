@@ -10,7 +10,7 @@
 //! ```
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -961,6 +961,16 @@ struct Found {
     tree: Tree,
 }
 
+/// The first line of a file, without its newline.
+fn first_line(path: &Path) -> Option<Vec<u8>> {
+    let mut line = Vec::new();
+    BufReader::new(File::open(path).ok()?)
+        .read_until(b'\n', &mut line)
+        .ok()?;
+    line.pop_if(|b| *b == b'\n');
+    Some(line)
+}
+
 /// Scans the log from the last saved state (or from the start), cutting a
 /// torn tail from the last segment. Mid-log corruption is left in place
 /// and counted; `vigil verify` reports it.
@@ -1002,7 +1012,20 @@ fn recover(
             prev_mac = s.prev_mac;
             key_version = s.key_version;
         }
-        None => rec.rebuilt = true,
+        None => {
+            rec.rebuilt = true;
+            // Retention removed the first segments: the tree goes on from
+            // the anchor of the first one left.
+            let (first, path) = &segments[0];
+            if *first > 1
+                && let Some(anchor) =
+                    first_line(path).and_then(|line| Anchor::of_line(cfg.format, &line, *first))
+            {
+                tree = anchor.tree;
+                last_seq = first - 1;
+                prev_mac = anchor.prev_mac;
+            }
+        }
     }
     let last_idx = segments.len() - 1;
     let mut found_len = 0;

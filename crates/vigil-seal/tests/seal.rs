@@ -502,3 +502,21 @@ fn kept_checkpoints_are_checked_against_a_trimmed_log() {
     assert!(matches!(err, VerifyError::BadCheckpoint { .. }), "{err}");
     assert!(err.to_string().contains("removed by retention"), "{err}");
 }
+
+#[test]
+fn a_trimmed_log_whose_state_file_is_lost_restarts_from_its_anchor() {
+    let (dir, first_kept, head) = log_for_retention(LineFormat::Text);
+    remove(&head);
+    std::fs::remove_file(dir.path().join("state")).unwrap();
+    let (mut sealer, recovery) =
+        Sealer::open(config(dir.path(), LineFormat::Text), keys(1)).unwrap();
+    assert!(recovery.rebuilt);
+    for i in 0..50 {
+        sealer.append(&mut event(i)).unwrap();
+    }
+    sealer.close().unwrap();
+    for r in [verify_with_key(dir.path()), verify_public(dir.path())] {
+        assert!(r.verified(), "{:?}", r.failure);
+        assert_eq!(r.trimmed.unwrap().first_seq, first_kept);
+    }
+}
