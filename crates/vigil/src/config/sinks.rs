@@ -101,8 +101,8 @@ const KEYS: &[(&str, &[&str])] = &[
     ("protocol", &["syslog"]),
     ("tls_ca", &["syslog", "http", "postgres"]),
     ("tls_server_name", &["syslog", "postgres"]),
-    ("tls_cert", &["syslog"]),
-    ("tls_key", &["syslog"]),
+    ("tls_cert", &["syslog", "postgres"]),
+    ("tls_key", &["syslog", "postgres"]),
     ("resend_window_ms", &["syslog"]),
     ("url", &["http"]),
     ("api", &["http"]),
@@ -426,19 +426,28 @@ pub(super) fn network(
                     "holds a password; remove it and name the environment variable that holds it with password_env",
                 ));
             }
+            let tls_cert = path(&raw.tls_cert, dir, at, "tls_cert")?;
+            let tls_key = path(&raw.tls_key, dir, at, "tls_key")?;
+            if tls_cert.is_some() != tls_key.is_some() {
+                let missing = if tls_cert.is_some() {
+                    "tls_key"
+                } else {
+                    "tls_cert"
+                };
+                return Err(Invalid::new(
+                    at.key(missing),
+                    "a client certificate needs both tls_cert and tls_key",
+                ));
+            }
             SinkKind::Postgres {
-                conninfo: required(
-                    &raw.conninfo,
-                    at,
-                    "conninfo",
-                    "\"host=db.example dbname=audit user=vigil\"",
-                )?
-                .to_owned(),
+                conninfo: conninfo.to_owned(),
                 password_env: env_name(&raw.password_env, at, "password_env")?,
                 table,
                 create_table: raw.create_table.unwrap_or(false),
                 tls_ca: path(&raw.tls_ca, dir, at, "tls_ca")?,
                 tls_server_name: raw.tls_server_name.clone(),
+                tls_cert,
+                tls_key,
             }
         }
         _ => return Ok(None),
