@@ -85,6 +85,13 @@ impl Anchor {
     }
 }
 
+/// The Merkle tree of the entries before a segment whose first line,
+/// entry `seq`, carries an anchor (`audit.segment_rotated`): where proofs
+/// start in a log whose earlier segments were removed.
+pub fn anchor_tree(format: LineFormat, first_line: &[u8], seq: u64) -> Option<Tree> {
+    Anchor::of_line(format, first_line, seq).map(|a| a.tree)
+}
+
 /// The seq range an `audit.segments_removed` line records, when the line is
 /// one.
 pub(crate) fn removal(format: LineFormat, line: &[u8]) -> Option<(u64, u64)> {

@@ -57,6 +57,7 @@
 
 pub mod acra;
 mod anchor;
+pub use anchor::anchor_tree;
 mod chain;
 mod checkpoint;
 mod leaves;
@@ -76,7 +77,8 @@ pub use line::{
 };
 pub use merkle::{
     FrontierError, Hash, ProofError, Tree, consistency_proof, empty_root, hash_from_hex,
-    hash_to_hex, inclusion_proof, leaf_hash, node_hash, verify_consistency, verify_inclusion,
+    hash_to_hex, inclusion_proof, inclusion_proof_after, leaf_hash, node_hash, verify_consistency,
+    verify_inclusion,
 };
 pub use verify::{
     Bookmark, Failure, FailureKind, KeyLookup, Report, Trimmed, Verifier, VerifyError,

@@ -385,6 +385,31 @@ fn verify_reports_a_log_trimmed_by_retention() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["verified"], true);
     assert_eq!(report["trimmed"]["first_seq"], first_kept);
+
+    // An entry left still has its inclusion proof; a removed one has none.
+    for seq in [first_kept, first_kept + 1, first_kept + 40] {
+        let proof = vigil(
+            &["prove", "--dir", s(&audit), "--seq", &seq.to_string()],
+            b"",
+        );
+        assert!(
+            proof.status.success(),
+            "{}",
+            String::from_utf8_lossy(&proof.stderr)
+        );
+        let path = tmp.path().join("proof.json");
+        std::fs::write(&path, &proof.stdout).unwrap();
+        let ok = vigil(&["verify-proof", s(&path), "--public-key", &vkey], b"");
+        assert_eq!(
+            ok.status.code(),
+            Some(0),
+            "seq {seq}: {}",
+            String::from_utf8_lossy(&ok.stdout)
+        );
+    }
+    let removed = vigil(&["prove", "--dir", s(&audit), "--seq", "5"], b"");
+    assert_eq!(removed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&removed.stderr).contains("removed by retention"));
     // Without the removal entry's segment, the missing head is tampering.
     let last = list_segments(&audit).unwrap().last().unwrap().1.clone();
     std::fs::remove_file(last).unwrap();
