@@ -234,6 +234,27 @@ fn path(
         .transpose()
 }
 
+/// `tls_cert` and `tls_key`: both or neither.
+fn client_certificate(
+    raw: &RawSink,
+    dir: &Path,
+    at: &KeyPath,
+) -> Result<(Option<PathBuf>, Option<PathBuf>), Invalid> {
+    let cert = path(&raw.tls_cert, dir, at, "tls_cert")?;
+    let key = path(&raw.tls_key, dir, at, "tls_key")?;
+    match (&cert, &key) {
+        (Some(_), None) | (None, Some(_)) => Err(Invalid::new(
+            at.key(if cert.is_some() {
+                "tls_key"
+            } else {
+                "tls_cert"
+            }),
+            "a client certificate needs both tls_cert and tls_key",
+        )),
+        _ => Ok((cert, key)),
+    }
+}
+
 fn positive(value: Option<i64>, at: &KeyPath, key: &str, max: i64) -> Result<Option<u64>, Invalid> {
     match value {
         None => Ok(None),
@@ -295,19 +316,7 @@ pub(super) fn network(
                             "missing tls_ca; a TLS syslog sink verifies the receiver against this CA file",
                         )
                     })?;
-                    let cert = path(&raw.tls_cert, dir, at, "tls_cert")?;
-                    let key = path(&raw.tls_key, dir, at, "tls_key")?;
-                    if cert.is_some() != key.is_some() {
-                        let missing = if cert.is_some() {
-                            "tls_key"
-                        } else {
-                            "tls_cert"
-                        };
-                        return Err(Invalid::new(
-                            at.key(missing),
-                            "a client certificate needs both tls_cert and tls_key",
-                        ));
-                    }
+                    let (cert, key) = client_certificate(raw, dir, at)?;
                     Some(TlsFiles {
                         ca,
                         server_name: raw.tls_server_name.clone(),
@@ -426,19 +435,7 @@ pub(super) fn network(
                     "holds a password; remove it and name the environment variable that holds it with password_env",
                 ));
             }
-            let tls_cert = path(&raw.tls_cert, dir, at, "tls_cert")?;
-            let tls_key = path(&raw.tls_key, dir, at, "tls_key")?;
-            if tls_cert.is_some() != tls_key.is_some() {
-                let missing = if tls_cert.is_some() {
-                    "tls_key"
-                } else {
-                    "tls_cert"
-                };
-                return Err(Invalid::new(
-                    at.key(missing),
-                    "a client certificate needs both tls_cert and tls_key",
-                ));
-            }
+            let (tls_cert, tls_key) = client_certificate(raw, dir, at)?;
             SinkKind::Postgres {
                 conninfo: conninfo.to_owned(),
                 password_env: env_name(&raw.password_env, at, "password_env")?,
