@@ -1204,7 +1204,7 @@ mod tests {
                 "host=db user=v sslcert=/c.pem",
                 None,
                 None,
-                "client certificates",
+                "set tls_cert and tls_key",
             ),
             (
                 "host=db..example user=v sslmode=verify-full",
