@@ -76,6 +76,16 @@ cpu_ticks() { # pid: user + system clock ticks of the whole process
     awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
+relay_ticks() { # pid: user + system clock ticks of the threads named like the process (vigil's relay)
+    local name total=0 t
+    name=$(cat "/proc/$1/comm")
+    for t in /proc/"$1"/task/*; do
+        [ "$(cat "$t/comm" 2>/dev/null)" = "$name" ] || continue
+        total=$(( total + $(awk '{ print $14 + $15 }' "$t/stat" 2>/dev/null || echo 0) ))
+    done
+    echo "$total"
+}
+
 file_size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 
 # Waits until the event file has not grown for half a second (the sinks
@@ -225,7 +235,7 @@ declare -A ARGS=(
 # UPDATEs, a SELECT, an INSERT and END.
 declare -A STMTS=([select-simple]=1 [select-extended]=1 [select-prepared]=1 [tpcb-simple]=7)
 RESULTS=$TMP/results.tsv
-printf 'round\tworkload\ttarget\ttps\tlatency_ms\ttxns\tfailed\tproxy_cpu_s\tevents\tstatements\texpected\tlag_s\n' >"$RESULTS"
+printf 'round\tworkload\ttarget\ttps\tlatency_ms\ttxns\tfailed\tproxy_cpu_s\trelay_cpu_s\tevents\tstatements\texpected\tlag_s\n' >"$RESULTS"
 TICK=$(getconf CLK_TCK)
 
 if [ "$WARMUP" != 0 ]; then
@@ -248,7 +258,8 @@ for round in $(seq "$ROUNDS"); do
                 settle_events "$(date +%s.%N)"
                 off=$(file_size "$EVENTS")
             fi
-            [ -n "${PROC[$t]:-}" ] && cpu0=$(cpu_ticks "${PROC[$t]}")
+            relay0=0
+            [ -n "${PROC[$t]:-}" ] && cpu0=$(cpu_ticks "${PROC[$t]}") && relay0=$(relay_ticks "${PROC[$t]}")
             # shellcheck disable=SC2086
             # In the background, so that a signal to this script ends the run at once.
             pgbench ${ARGS[$w]} -c "$CLIENTS" -j "$THREADS" -T "$DURATION" -p "${PORT[$t]}" >"$out" 2>&1 &
@@ -262,9 +273,10 @@ for round in $(seq "$ROUNDS"); do
                 settle_events "$ended"
                 lag=$LAG
             fi
-            cpu=
+            cpu= relay=
             if [ -n "${PROC[$t]:-}" ]; then
                 cpu=$(awk -v a="$cpu0" -v b="$(cpu_ticks "${PROC[$t]}")" -v hz="$TICK" 'BEGIN { printf "%.2f", (b - a) / hz }')
+                relay=$(awk -v a="$relay0" -v b="$(relay_ticks "${PROC[$t]}")" -v hz="$TICK" 'BEGIN { printf "%.2f", (b - a) / hz }')
             fi
             tps=$(awk '/^tps = / { print $3; exit }' "$out")
             lat=$(awk '/^latency average = / { print $4; exit }' "$out")
@@ -276,8 +288,8 @@ for round in $(seq "$ROUNDS"); do
                 st=$(new_statements "$off")
                 exp=$(( txns * STMTS[$w] ))
             fi
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-                "$round" "$w" "$t" "$tps" "$lat" "$txns" "${failed:-0}" "$cpu" "$ev" "$st" "$exp" "$lag" >>"$RESULTS"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+                "$round" "$w" "$t" "$tps" "$lat" "$txns" "${failed:-0}" "$cpu" "$relay" "$ev" "$st" "$exp" "$lag" >>"$RESULTS"
             log "round $round/$ROUNDS $w $t: tps $tps, latency $lat ms"
         done
     done
@@ -349,12 +361,14 @@ lines = []
 for w in workloads:
     lat = [med(w, t, "latency_ms") for t in targets]
     cpu = []
-    for t in ("pgbouncer", "vigil"):
-        per = [float(get[(n, w, t)]["proxy_cpu_s"]) * 1e6 / max(1, int(get[(n, w, t)]["txns"])) for n in rounds]
+    for t, key in (("pgbouncer", "proxy_cpu_s"), ("vigil", "proxy_cpu_s"), ("vigil", "relay_cpu_s")):
+        per = [float(get[(n, w, t)][key]) * 1e6 / max(1, int(get[(n, w, t)]["txns"])) for n in rounds]
         cpu.append(f"{statistics.median(per):.1f}")
     lines.append([w] + [f"{x:.3f}" for x in lat] + cpu)
-table(f"Median latency (ms) and proxy CPU time per transaction (µs, user + system)",
-      ["workload", "direct ms", "pgbouncer ms", "vigil ms", "pgbouncer CPU µs/txn", "vigil CPU µs/txn"], lines)
+table(f"Median latency (ms) and proxy CPU time per transaction (µs, user + system; vigil's relay "
+      "thread is part of its total, the rest formats, seals and syncs the audit log)",
+      ["workload", "direct ms", "pgbouncer ms", "vigil ms", "pgbouncer CPU µs/txn", "vigil CPU µs/txn",
+       "vigil relay thread µs/txn"], lines)
 
 lines = []
 for n in rounds:

@@ -79,6 +79,21 @@ fn main() {
             &format!("{name}-segments"),
             &segments.join(&[FILE_SEPARATOR][..]),
         );
+        // Without the first segment, as retention leaves it.
+        fs::remove_file(&list_segments(dir.path()).expect("list segments")[0].1)
+            .expect("remove the first segment");
+        let trimmed = Verifier::new()
+            .keys(&|v: u32| (v == 1).then(|| Zeroizing::new(AUDIT_KEY)))
+            .public_key(signer().verifier())
+            .verify(&[dir.path().to_path_buf()])
+            .expect("verify");
+        assert!(trimmed.verified(), "{format:?}: {:?}", trimmed.failure);
+        assert!(trimmed.trimmed.is_some(), "{format:?}: not trimmed");
+        w.put(
+            "verify_log",
+            &format!("{name}-trimmed"),
+            &segments[1..].join(&[FILE_SEPARATOR][..]),
+        );
         let lines: Vec<&[u8]> = segments[0]
             .split(|&b| b == b'\n')
             .filter(|l| !l.is_empty())
@@ -257,6 +272,14 @@ fn seal_log(dir: &Path, format: LineFormat) {
             .field("i", i);
         sealer.append(&mut ev).expect("append");
     }
+    // Retention's record of removing the first segment, so that the log
+    // without it verifies too.
+    let second = list_segments(dir).expect("list segments")[1].0;
+    let mut removed = Event::new(catalog::AUDIT_SEGMENTS_REMOVED, "removing audit entries")
+        .at(Timestamp::from_micros(1_795_000_000_000_100))
+        .field("first_seq", 1u64)
+        .field("last_seq", second - 1);
+    sealer.append(&mut removed).expect("append");
     sealer.close().expect("close");
 }
 

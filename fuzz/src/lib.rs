@@ -269,10 +269,10 @@ fn scratch_dir() -> &'static Path {
 /// public key, then with the public key only. Must return a report, and
 /// never panic.
 ///
-/// The input is one segment file, `audit-00000000000000000001.log`. Each
-/// [`FILE_SEPARATOR`] starts another segment, named after the seq of its
-/// first line when that parses (so logs with several segments verify), else
-/// after its position.
+/// [`FILE_SEPARATOR`] splits the input into segment files, each named after
+/// the seq of its first line when that parses (so logs with several
+/// segments, or without their first ones, verify), else after its position
+/// (the first one: seq 1).
 pub fn verify_log(data: &[u8]) {
     let dir = scratch_dir();
     for entry in fs::read_dir(dir).expect("read the scratch directory") {
@@ -281,13 +281,12 @@ pub fn verify_log(data: &[u8]) {
     }
     for (i, segment) in data.split(|&b| b == FILE_SEPARATOR).enumerate() {
         let first = segment.split(|&b| b == b'\n').next().unwrap_or_default();
-        let seq = match i {
-            0 => 1,
-            _ => LINE_FORMATS
-                .iter()
-                .find_map(|&f| split_sealed(f, first).ok())
-                .map_or(1_000_000 + i as u64, |(_, seal)| seal.seq),
-        };
+        // Each file is named for its first entry, so that a log whose first
+        // segments are gone (retention) is read as one.
+        let seq = LINE_FORMATS
+            .iter()
+            .find_map(|&f| split_sealed(f, first).ok())
+            .map_or(if i == 0 { 1 } else { 1_000_000 + i as u64 }, |(_, seal)| seal.seq);
         fs::write(dir.join(vigil_seal::segment_name(seq)), segment).expect("write a segment");
     }
     let paths = [dir.to_path_buf()];

@@ -440,7 +440,7 @@ catalog! {
     AUDIT_RECOVERED = 4003 "audit.recovered" Audit Warning Success (EVENT_LOG_ACTIVITY 8)
         "The audit trail was recovered after a crash; what was cut is given.";
     AUDIT_SEGMENT_ROTATED = 4004 "audit.segment_rotated" Audit Info Success (EVENT_LOG_ACTIVITY 5)
-        "A new audit segment file was started.";
+        "A new audit segment file was started; its anchor lets the log be verified from it once the segments before are removed.";
     AUDIT_WRITE_FAILED = 4005 "audit.write_failed" Audit Critical Failure (EVENT_LOG_ACTIVITY 99)
         "The audit trail could not be written (disk full, I/O error); the policy decides what follows.";
     AUDIT_GAP = 4006 "audit.gap" Audit Critical Failure (EVENT_LOG_ACTIVITY 99)
@@ -448,7 +448,7 @@ catalog! {
     AUDIT_CHAIN_CLOSED = 4007 "audit.chain_closed" Audit Notice Success (EVENT_LOG_ACTIVITY 7)
         "The audit chain was closed at shutdown with a final checkpoint.";
     AUDIT_SEGMENTS_REMOVED = 4008 "audit.segments_removed" Audit Notice Success (EVENT_LOG_ACTIVITY 2)
-        "Old audit segments were removed by the retention settings; the seq range, files, bytes and whether undelivered events went too are given.";
+        "Old audit segments are removed by the retention settings, sealed before the files go; the seq range, files, bytes and whether undelivered events went too are given.";
 
     // 5000–5099 export
     SINK_DOWN = 5000 "sink.down" Export Error Failure (EVENT_LOG_ACTIVITY 3)

@@ -56,6 +56,8 @@
 #![deny(missing_docs)]
 
 pub mod acra;
+mod anchor;
+pub use anchor::anchor_tree;
 mod chain;
 mod checkpoint;
 mod leaves;
@@ -75,9 +77,12 @@ pub use line::{
 };
 pub use merkle::{
     FrontierError, Hash, ProofError, Tree, consistency_proof, empty_root, hash_from_hex,
-    hash_to_hex, inclusion_proof, leaf_hash, node_hash, verify_consistency, verify_inclusion,
+    hash_to_hex, inclusion_proof, inclusion_proof_after, leaf_hash, node_hash, verify_consistency,
+    verify_inclusion,
 };
-pub use verify::{Bookmark, Failure, FailureKind, KeyLookup, Report, Verifier, VerifyError};
+pub use verify::{
+    Bookmark, Failure, FailureKind, KeyLookup, Report, Trimmed, Verifier, VerifyError,
+};
 pub use writer::{
     DurableHandle, Recovery, SealConfig, SealError, SealKeys, Sealer, SyncPolicy, list_segments,
     parse_segment_name, segment_name,

@@ -109,6 +109,15 @@ pub enum ProofError {
     /// roots differ, which is evidence of a fork).
     #[error("the proof does not reproduce the expected root")]
     RootMismatch,
+    /// The leaf is among the first ones, of which only the frontier is
+    /// known.
+    #[error("leaf index {index} is before the first known leaf {first}")]
+    IndexRemoved {
+        /// The claimed leaf index.
+        index: u64,
+        /// The first leaf whose hash is known.
+        first: u64,
+    },
     /// The proof has the wrong number of hashes for the claimed index and
     /// sizes.
     #[error("wrong proof size: got {got} hashes, the claimed sizes need {want}")]
@@ -292,6 +301,87 @@ pub fn inclusion_proof(leaves: &[Hash], index: u64) -> Result<Vec<Hash>, ProofEr
     }
     proof.reverse();
     Ok(proof)
+}
+
+/// Builds the inclusion proof of the leaf at `index` in the tree of
+/// `before`'s leaves followed by `leaves`, when only `before`'s frontier is
+/// known (a log whose first entries were removed): `index` must be one of
+/// `leaves`, from `before.size()` on. The proof is the one
+/// [`inclusion_proof`] builds from every leaf.
+///
+/// Every left sibling on the path to such a leaf that lies before it is one
+/// of the frontier's perfect subtrees, or is made of them and later leaves.
+pub fn inclusion_proof_after(
+    before: &Tree,
+    leaves: &[Hash],
+    index: u64,
+) -> Result<Vec<Hash>, ProofError> {
+    let cut = before.size();
+    let size = cut + leaves.len() as u64;
+    if index >= size {
+        return Err(ProofError::IndexBeyondSize { index, size });
+    }
+    if index < cut {
+        return Err(ProofError::IndexRemoved { index, first: cut });
+    }
+    // The frontier's subtrees, as (start, end, root).
+    let mut blocks = Vec::with_capacity(before.frontier().len());
+    let mut start = 0u64;
+    for (bit, root) in (0..64)
+        .rev()
+        .filter(|b| cut >> b & 1 == 1)
+        .zip(before.frontier())
+    {
+        blocks.push((start, start + (1u64 << bit), *root));
+        start += 1u64 << bit;
+    }
+    let removed = ProofError::IndexRemoved { index, first: cut };
+    let root = |s: u64, e: u64| range_root(&blocks, cut, leaves, s, e).ok_or(removed);
+    let (mut s, mut e) = (0u64, size);
+    let mut proof = Vec::new();
+    while e - s > 1 {
+        let k = 1u64 << (63 - (e - s - 1).leading_zeros());
+        if index < s + k {
+            proof.push(root(s + k, e)?);
+            e = s + k;
+        } else {
+            proof.push(root(s, s + k)?);
+            s += k;
+        }
+    }
+    proof.reverse();
+    Ok(proof)
+}
+
+/// The root of leaves `s..e` of [`inclusion_proof_after`]'s tree: the
+/// frontier's subtree when it is one, the known leaves' root when they are
+/// all known, else the two halves'. `None` for a range inside a frontier
+/// subtree, which no proof of a known leaf needs.
+fn range_root(
+    blocks: &[(u64, u64, Hash)],
+    cut: u64,
+    leaves: &[Hash],
+    s: u64,
+    e: u64,
+) -> Option<Hash> {
+    if s >= cut {
+        let (a, b) = (
+            usize::try_from(s - cut).ok()?,
+            usize::try_from(e - cut).ok()?,
+        );
+        return Some(subtree_root(leaves.get(a..b)?));
+    }
+    if let Some((_, _, root)) = blocks.iter().find(|(bs, be, _)| (*bs, *be) == (s, e)) {
+        return Some(*root);
+    }
+    if e - s < 2 || e <= cut {
+        return None;
+    }
+    let k = 1u64 << (63 - (e - s - 1).leading_zeros());
+    Some(node_hash(
+        &range_root(blocks, cut, leaves, s, s + k)?,
+        &range_root(blocks, cut, leaves, s + k, e)?,
+    ))
 }
 
 /// Builds the consistency proof (RFC 6962 §2.1.2 `PROOF(m, D[n])`, RFC 9162

@@ -88,6 +88,7 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 
 use zeroize::Zeroizing;
 
+use crate::anchor::{self, Anchor};
 use crate::chain::{ChainKey, mac_eq};
 use crate::checkpoint::{Checkpoint, CheckpointVerifier, parse_unverified};
 use crate::line::{EntryHash, LineFormat, Parsed, Seal, parse_entry, parses_as_v1};
@@ -235,6 +236,20 @@ pub struct Report {
     pub bookmarks: Vec<Bookmark>,
     /// The first failure; `None` when the log verified.
     pub failure: Option<Failure>,
+    /// Set when the log's oldest segments were removed by retention and
+    /// the verification started at the segment after them.
+    pub trimmed: Option<Trimmed>,
+}
+
+/// A log whose first segments were removed by retention: where what is
+/// left starts, and the sealed entry that accounts for what is gone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trimmed {
+    /// The first seq left; entries 1 to this minus one were removed.
+    pub first_seq: u64,
+    /// The seq of the `audit.segments_removed` entry that records the
+    /// removal (0 while none was found).
+    pub removal_seq: u64,
 }
 
 impl Report {
@@ -557,6 +572,10 @@ struct Run<'v, 'a> {
     /// The last file read to its end, and its line count.
     prev_file: Option<(PathBuf, u64)>,
     bookmark_at: Vec<u64>,
+    /// The log starts at an anchor: the file, and the seq of a removal
+    /// entry that accounts for the missing head, waiting for the next
+    /// checkpoint (public key only).
+    trim: Option<(PathBuf, Option<u64>)>,
 }
 
 impl<'v, 'a> Run<'v, 'a> {
@@ -583,6 +602,7 @@ impl<'v, 'a> Run<'v, 'a> {
             file_offset: 0,
             prev_file: None,
             bookmark_at: v.bookmark_at.clone(),
+            trim: None,
         };
         if let Some(b) = &v.resume {
             if let Some((path, cp)) = run
@@ -815,6 +835,25 @@ impl<'v, 'a> Run<'v, 'a> {
                 return Ok(false);
             }
             self.last_checkpoint = seal.seq;
+            // A removal entry before a checkpoint that verified is the
+            // log's own.
+            if let (Some((_, Some(removal))), Some(t)) = (&self.trim, &mut self.report.trimmed) {
+                t.removal_seq = *removal;
+            }
+        }
+        if let Some((_, found @ None)) = &mut self.trim
+            && let Some((first, last)) = anchor::removal(format, line)
+        {
+            let missing = self.report.trimmed.as_ref().map_or(1, |t| t.first_seq) - 1;
+            if first <= missing && missing <= last {
+                *found = Some(seal.seq);
+                if self.v.keys.is_some()
+                    && let Some(t) = &mut self.report.trimmed
+                {
+                    // Its MAC verified.
+                    t.removal_seq = seal.seq;
+                }
+            }
         }
         self.tree.push(hash.leaf(&seal.mac));
         self.check_external(path, lineno, seal.seq);
@@ -904,6 +943,14 @@ impl<'v, 'a> Run<'v, 'a> {
             let msg = format!("the file starts at seq {c}, which was already read");
             return at(FailureKind::Replayed, path, 1, c, msg);
         }
+        if e == 1
+            && self.report.entries == 0
+            && self.v.resume.is_none()
+            && let Some(anchor) = Anchor::of_line(format, line, c)
+        {
+            self.start_at_anchor(anchor, path, seal)?;
+            return Ok(None);
+        }
         // The file is named for its first entry, but entries e..c-1 are missing.
         let gap = if c - 1 == e {
             format!("entry {e}")
@@ -925,6 +972,67 @@ impl<'v, 'a> Run<'v, 'a> {
         }
         let msg = format!("the segment(s) holding {gap} are missing before this file");
         at(FailureKind::MissingSegment, path, 1, e, msg)
+    }
+
+    /// Starts the verification at a segment whose first entry carries an
+    /// anchor, the segments before it being gone: its tree, previous MAC
+    /// and chain. Whether the removal was retention's is settled by a
+    /// sealed `audit.segments_removed` entry further on, or at the end.
+    fn start_at_anchor(
+        &mut self,
+        anchor: Anchor,
+        path: &Path,
+        seal: &Seal,
+    ) -> Result<(), VerifyError> {
+        let before = anchor.tree.size();
+        if let Some((cp_path, cp)) = self
+            .pending_external
+            .iter()
+            .find(|(_, cp)| cp.size < before)
+        {
+            return Err(VerifyError::BadCheckpoint {
+                path: cp_path.clone(),
+                message: format!(
+                    "it has {} entries, but the log's first {before} were removed by retention: it can no longer be checked against this log",
+                    cp.size
+                ),
+            });
+        }
+        // A kept checkpoint of exactly the entries removed checks the
+        // anchor's tree.
+        if let Some(i) = self
+            .pending_external
+            .iter()
+            .position(|(_, cp)| cp.size == before)
+        {
+            let (cp_path, cp) = self.pending_external.remove(i);
+            if !mac_eq(&cp.root, &anchor.tree.root()) {
+                let msg = format!(
+                    "kept checkpoint {} (size {}) disagrees with the anchor of this file: the log was rewritten",
+                    cp_path.display(),
+                    cp.size
+                );
+                self.fail(FailureKind::Fork, path, 1, Some(seal.seq), msg);
+            } else {
+                self.report.external_checkpoints_checked += 1;
+            }
+        }
+        self.tree = anchor.tree;
+        self.expected = seal.seq;
+        self.prev_mac = anchor.prev_mac;
+        self.chain = Some(ChainPos {
+            origin: anchor.origin.clone(),
+            start: anchor.chain_start,
+            version: seal.key_version,
+        });
+        self.origin = Some(anchor.origin);
+        self.key = None;
+        self.trim = Some((path.to_path_buf(), None));
+        self.report.trimmed = Some(Trimmed {
+            first_seq: seal.seq,
+            removal_seq: 0,
+        });
+        Ok(())
     }
 
     /// Names what an out-of-place seq means, looking at the lines after it.
@@ -1158,6 +1266,26 @@ impl<'v, 'a> Run<'v, 'a> {
     fn finish(&mut self) {
         self.report.root = self.tree.root();
         if self.report.failure.is_some() {
+            return;
+        }
+        if let (Some((file, found)), Some(t)) = (self.trim.clone(), &self.report.trimmed)
+            && t.removal_seq == 0
+        {
+            let first = t.first_seq;
+            let gap = if first == 2 {
+                "entry 1".to_string()
+            } else {
+                format!("entries 1..{}", first - 1)
+            };
+            let msg = match found {
+                None => format!(
+                    "the segment(s) holding {gap} are missing before this file, and no sealed audit.segments_removed entry accounts for them"
+                ),
+                Some(seq) => format!(
+                    "the segment(s) holding {gap} are missing before this file; the audit.segments_removed entry at seq {seq} that accounts for them is not covered by a checkpoint"
+                ),
+            };
+            self.fail(FailureKind::MissingSegment, &file, 1, Some(1), msg);
             return;
         }
         if let Some((path, cp)) = self.pending_external.first().cloned() {

@@ -10,7 +10,7 @@
 //! ```
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use vigil_event::{Event, catalog};
 use zeroize::Zeroizing;
 
+use crate::anchor::Anchor;
 use crate::chain::KeyStream;
 use crate::checkpoint::{Checkpoint, CheckpointSigner};
 use crate::leaves::Leaves;
@@ -177,6 +178,8 @@ pub struct Sealer {
     keys: SealKeys,
     origin: Arc<str>,
     chain: KeyStream,
+    /// The seq the current chain started at.
+    chain_start: u64,
     start_pending: bool,
     prev_mac: Hash,
     next_seq: u64,
@@ -472,6 +475,7 @@ impl Sealer {
             keys,
             origin,
             chain,
+            chain_start: next_seq,
             start_pending: true,
             prev_mac,
             next_seq,
@@ -663,6 +667,7 @@ impl Sealer {
         self.keys.version = version;
         self.keys.audit_key = audit_key;
         self.chain = KeyStream::start(&self.keys.audit_key, &self.cfg.origin, self.next_seq);
+        self.chain_start = self.next_seq;
         self.start_pending = true;
         let started = Event::new(catalog::AUDIT_CHAIN_STARTED, "audit chain started")
             .field("key_version", version)
@@ -820,11 +825,19 @@ impl Sealer {
             last_seq: self.next_seq - 1,
         };
         lock(&self.durable.state).file = Some(file);
+        // Where a verifier starts when the segments before are gone.
+        let anchor = Anchor {
+            origin: self.cfg.origin.clone(),
+            chain_start: self.chain_start,
+            prev_mac: self.prev_mac,
+            tree: self.leaves.tree(),
+        };
         let ev = Event::new(catalog::AUDIT_SEGMENT_ROTATED, "audit segment started")
             .field("previous_segment", previous)
             .field("previous_first_seq", previous_first)
             .field("previous_last_seq", previous_last)
-            .field("reason", if full { "size" } else { "age" });
+            .field("reason", if full { "size" } else { "age" })
+            .field("anchor", anchor.encode());
         self.seal_internal(ev)?;
         Ok(())
     }
@@ -948,6 +961,16 @@ struct Found {
     tree: Tree,
 }
 
+/// The first line of a file, without its newline.
+fn first_line(path: &Path) -> Option<Vec<u8>> {
+    let mut line = Vec::new();
+    BufReader::new(File::open(path).ok()?)
+        .read_until(b'\n', &mut line)
+        .ok()?;
+    line.pop_if(|b| *b == b'\n');
+    Some(line)
+}
+
 /// Scans the log from the last saved state (or from the start), cutting a
 /// torn tail from the last segment. Mid-log corruption is left in place
 /// and counted; `vigil verify` reports it.
@@ -989,7 +1012,20 @@ fn recover(
             prev_mac = s.prev_mac;
             key_version = s.key_version;
         }
-        None => rec.rebuilt = true,
+        None => {
+            rec.rebuilt = true;
+            // Retention removed the first segments: the tree goes on from
+            // the anchor of the first one left.
+            let (first, path) = &segments[0];
+            if *first > 1
+                && let Some(anchor) =
+                    first_line(path).and_then(|line| Anchor::of_line(cfg.format, &line, *first))
+            {
+                tree = anchor.tree;
+                last_seq = first - 1;
+                prev_mac = anchor.prev_mac;
+            }
+        }
     }
     let last_idx = segments.len() - 1;
     let mut found_len = 0;

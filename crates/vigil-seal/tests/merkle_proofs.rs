@@ -411,3 +411,29 @@ proptest! {
         prop_assert!(verify_consistency(m as u64, n as u64, &shorter, &r1, &r2).is_err());
     }
 }
+
+#[test]
+fn proofs_after_a_removed_prefix_equal_the_proofs_from_every_leaf() {
+    let all = leaves(70);
+    for cut in 0..all.len() {
+        let mut before = vigil_seal::Tree::new();
+        for leaf in &all[..cut] {
+            before.push(*leaf);
+        }
+        for size in cut + 1..=all.len() {
+            let known = &all[cut..size];
+            for index in cut..size {
+                let want = inclusion_proof(&all[..size], index as u64).unwrap();
+                let got = vigil_seal::inclusion_proof_after(&before, known, index as u64).unwrap();
+                assert_eq!(got, want, "cut {cut}, size {size}, index {index}");
+            }
+            if cut > 0 {
+                let err = vigil_seal::inclusion_proof_after(&before, known, cut as u64 - 1);
+                assert!(
+                    matches!(err, Err(vigil_seal::ProofError::IndexRemoved { .. })),
+                    "{err:?}"
+                );
+            }
+        }
+    }
+}

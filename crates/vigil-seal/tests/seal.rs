@@ -338,3 +338,185 @@ fn a_changed_seq_on_the_last_line_is_found_as_modified() {
         }
     }
 }
+
+/// A log of two chains (a restart in between) with a removal entry sealed
+/// for the segments before the first one whose seq is past the second
+/// chain's start; returns the directory, that segment's first seq, and the
+/// segments before it (not yet removed).
+fn log_for_retention(format: LineFormat) -> (tempfile::TempDir, u64, Vec<PathBuf>) {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), format, 600);
+    let (mut sealer, _) = Sealer::open(config(dir.path(), format), keys(1)).unwrap();
+    let second_chain = sealer.next_seq();
+    for i in 0..600 {
+        sealer.append(&mut event(i)).unwrap();
+    }
+    sealer.flush().unwrap();
+    let segs = list_segments(dir.path()).unwrap();
+    let cut = segs
+        .iter()
+        .position(|(first, _)| *first > second_chain + 10)
+        .unwrap();
+    let first_kept = segs[cut].0;
+    sealer
+        .append(
+            &mut Event::new(catalog::AUDIT_SEGMENTS_REMOVED, "removing audit entries")
+                .field("first_seq", 1u64)
+                .field("last_seq", first_kept - 1)
+                .field("files", cut as u64),
+        )
+        .unwrap();
+    for i in 0..150 {
+        sealer.append(&mut event(i)).unwrap();
+    }
+    sealer.close().unwrap();
+    let head = segs[..cut].iter().map(|(_, p)| p.clone()).collect();
+    (dir, first_kept, head)
+}
+
+fn remove(paths: &[PathBuf]) {
+    for p in paths {
+        std::fs::remove_file(p).unwrap();
+    }
+}
+
+#[test]
+fn a_log_trimmed_by_retention_verifies_from_its_first_segment() {
+    for format in [LineFormat::Json, LineFormat::Text, LineFormat::Cef] {
+        let (dir, first_kept, head) = log_for_retention(format);
+        let whole = verify_with_key(dir.path());
+        assert!(whole.verified(), "{format:?}: {:?}", whole.failure);
+        assert_eq!(whole.trimmed, None);
+        remove(&head);
+        for (how, r) in [
+            ("key", verify_with_key(dir.path())),
+            ("public key", verify_public(dir.path())),
+        ] {
+            assert!(r.verified(), "{format:?} with the {how}: {:?}", r.failure);
+            let t = r.trimmed.clone().unwrap();
+            assert_eq!(t.first_seq, first_kept, "{format:?} {how}");
+            assert!(t.removal_seq > first_kept, "{format:?} {how}: {t:?}");
+            assert_eq!(r.entries, whole.last_seq - first_kept + 1);
+            assert_eq!((r.last_seq, r.root), (whole.last_seq, whole.root));
+        }
+        let r = verify_with_key(dir.path());
+        assert_eq!(r.macs_checked, r.entries, "{format:?}: every MAC checked");
+    }
+}
+
+#[test]
+fn a_head_removed_beyond_the_removal_entry_is_a_missing_segment() {
+    let (dir, _, mut head) = log_for_retention(LineFormat::Json);
+    // One segment more than the log says it removed.
+    let segs = list_segments(dir.path()).unwrap();
+    head.push(segs[head.len()].1.clone());
+    let next = segs[head.len()].clone();
+    remove(&head);
+    for r in [verify_with_key(dir.path()), verify_public(dir.path())] {
+        let f = r.failure.unwrap();
+        assert_eq!(f.kind, FailureKind::MissingSegment, "{f}");
+        assert_eq!((f.file.as_path(), f.line), (next.1.as_path(), 1), "{f}");
+        assert!(
+            f.message.contains("no sealed audit.segments_removed"),
+            "{f}"
+        );
+    }
+}
+
+#[test]
+fn a_head_removed_without_a_removal_entry_is_a_missing_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), LineFormat::Text, 600);
+    let segs = list_segments(dir.path()).unwrap();
+    remove(&[segs[0].1.clone(), segs[1].1.clone()]);
+    for r in [verify_with_key(dir.path()), verify_public(dir.path())] {
+        let f = r.failure.unwrap();
+        assert_eq!(f.kind, FailureKind::MissingSegment, "{f}");
+        assert_eq!(f.file, segs[2].1, "{f}");
+    }
+}
+
+#[test]
+fn a_changed_anchor_is_found() {
+    let (dir, first_kept, head) = log_for_retention(LineFormat::Json);
+    remove(&head);
+    let path = list_segments(dir.path()).unwrap()[0].1.clone();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let first_line = text.lines().next().unwrap();
+    let at = first_line.find("\"anchor\":\"1.").unwrap() + "\"anchor\":\"1.".len();
+    // The previous MAC, after the origin and the chain start.
+    let dots = first_line.as_bytes()[at..]
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'.');
+    let mac_at = at + dots.map(|(i, _)| i).nth(1).unwrap() + 1;
+    let mut changed = text.clone().into_bytes();
+    changed[mac_at] = if changed[mac_at] == b'0' { b'1' } else { b'0' };
+    std::fs::write(&path, &changed).unwrap();
+    let r = verify_with_key(dir.path());
+    let f = r.failure.unwrap();
+    assert_eq!(
+        (f.kind, f.seq),
+        (FailureKind::Modified, Some(first_kept)),
+        "{f}"
+    );
+    let r = verify_public(dir.path());
+    assert_eq!(r.failure.unwrap().kind, FailureKind::Fork);
+}
+
+#[test]
+fn kept_checkpoints_are_checked_against_a_trimmed_log() {
+    let (dir, first_kept, head) = log_for_retention(LineFormat::Cef);
+    let vkey = CheckpointSigner::new("db1", &SIGNING_SEED)
+        .unwrap()
+        .verifier();
+    // The last checkpoint, kept before the head went, still checks.
+    let kept = dir.path().join("checkpoint");
+    let note = std::fs::read_to_string(&kept).unwrap();
+    remove(&head);
+    let r = Verifier::new()
+        .public_key(vkey.clone())
+        .external_checkpoint(&kept, &note)
+        .unwrap()
+        .verify(&[dir.path().to_path_buf()])
+        .unwrap();
+    assert!(r.verified(), "{:?}", r.failure);
+    assert_eq!(r.external_checkpoints_checked, 1);
+    // One from before the cut can no longer be checked: said, not passed.
+    let old = vigil_seal::Checkpoint {
+        origin: "db1".into(),
+        size: first_kept / 2,
+        root: [0; 32],
+        extensions: Vec::new(),
+    };
+    let old_note = CheckpointSigner::new("db1", &SIGNING_SEED)
+        .unwrap()
+        .sign(&old)
+        .unwrap();
+    let err = Verifier::new()
+        .public_key(vkey)
+        .external_checkpoint(&kept, &old_note)
+        .unwrap()
+        .verify(&[dir.path().to_path_buf()])
+        .unwrap_err();
+    assert!(matches!(err, VerifyError::BadCheckpoint { .. }), "{err}");
+    assert!(err.to_string().contains("removed by retention"), "{err}");
+}
+
+#[test]
+fn a_trimmed_log_whose_state_file_is_lost_restarts_from_its_anchor() {
+    let (dir, first_kept, head) = log_for_retention(LineFormat::Text);
+    remove(&head);
+    std::fs::remove_file(dir.path().join("state")).unwrap();
+    let (mut sealer, recovery) =
+        Sealer::open(config(dir.path(), LineFormat::Text), keys(1)).unwrap();
+    assert!(recovery.rebuilt);
+    for i in 0..50 {
+        sealer.append(&mut event(i)).unwrap();
+    }
+    sealer.close().unwrap();
+    for r in [verify_with_key(dir.path()), verify_public(dir.path())] {
+        assert!(r.verified(), "{:?}", r.failure);
+        assert_eq!(r.trimmed.unwrap().first_seq, first_kept);
+    }
+}

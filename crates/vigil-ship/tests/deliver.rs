@@ -551,7 +551,8 @@ fn retention_removes_old_segments_but_not_what_a_sink_still_needs() {
         "contiguous: the rest starts where removal ended"
     );
     delivery.shutdown(Duration::from_secs(5));
-    let sealed = log.close().sealed();
+    let log = log.close();
+    let sealed = log.sealed();
     let ev = sealed
         .iter()
         .find(|e| e.kind == catalog::AUDIT_SEGMENTS_REMOVED)
@@ -560,6 +561,23 @@ fn retention_removes_old_segments_but_not_what_a_sink_still_needs() {
         ev.field_value("files").unwrap().to_string(),
         removed.files.to_string()
     );
+    // What is left verifies, with the audit key and with the public key
+    // alone: the sealed removal accounts for the missing head.
+    let lookup = |v: u32| (v == 1).then(|| Zeroizing::new([7u8; 32]));
+    let by_key = vigil_seal::Verifier::new()
+        .keys(&lookup)
+        .verify(std::slice::from_ref(&audit))
+        .unwrap();
+    let by_public = vigil_seal::Verifier::new()
+        .public_key(keys().signer.verifier())
+        .verify(std::slice::from_ref(&audit))
+        .unwrap();
+    for r in [by_key, by_public] {
+        assert!(r.verified(), "{:?}", r.failure);
+        let trimmed = r.trimmed.unwrap();
+        assert_eq!(trimmed.first_seq, removed.seqs.unwrap().1 + 1);
+        assert!(trimmed.removal_seq > 0);
+    }
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! with their SQLSTATE (never showing the password), and a server that goes
 //! away is retried until it is back. Over TLS: delivery with channel
 //! binding, a certificate that does not verify and a server without TLS
-//! park the sink with the reason.
+//! park the sink with the reason; a server that asks for a client
+//! certificate gets vigil's.
 
 #![allow(clippy::unwrap_used)]
 
@@ -359,6 +360,76 @@ fn delivery_over_tls_verifies_the_server_and_rows_arrive_byte_for_byte() {
     );
     assert_eq!(t.send(&records(&owned(8..=9))).unwrap(), Sent::all());
     assert_eq!(count(&pg, "vigil_events"), 9);
+}
+
+#[test]
+fn a_server_that_asks_for_a_client_certificate_gets_vigils() {
+    let dir = vigil_testkit::tempdir();
+    let pki = Pki::new(dir.path());
+    let cert = pki.server("localhost", &["localhost"]);
+    // `cert` authentication for vigil's user: the certificate's common
+    // name is the user; the test's own psql signs in as before.
+    let pg = PgServer::builder()
+        .tls(&ServerTls::new(&cert.cert, &cert.key).with_client_ca(pki.ca_cert_path()))
+        .hba([
+            "hostssl all vigil_writer 127.0.0.1/32 cert",
+            "hostssl all vigil_writer ::1/128 cert",
+            "hostssl all all 127.0.0.1/32 scram-sha-256",
+            "hostssl all all ::1/128 scram-sha-256",
+        ])
+        .start()
+        .unwrap();
+    pg.psql("CREATE ROLE vigil_writer LOGIN SUPERUSER").unwrap();
+    let conninfo = format!(
+        "host=localhost port={} user=vigil_writer dbname=postgres connect_timeout=5 \
+         sslmode=verify-full",
+        pg.port()
+    );
+    let with_client = |cn: &str| {
+        let client = pki.client(cn);
+        let mut config = PostgresConfig::new(conninfo.clone());
+        config.timeout = Duration::from_secs(5);
+        config.tls_ca = Some(pki.ca_cert_path().to_path_buf());
+        config.tls_client_cert = Some(client.cert);
+        config.tls_client_key = Some(client.key);
+        PostgresTransport::new(config).unwrap()
+    };
+    let mut t = with_client("vigil_writer");
+    assert_eq!(t.send(&records(&owned(1..=3))).unwrap(), Sent::all());
+    let dn = pg
+        .psql(
+            "SELECT s.client_dn FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'vigil'",
+        )
+        .unwrap();
+    assert!(dn.contains("CN=vigil_writer"), "{dn}");
+    t.close();
+    assert_eq!(count(&pg, "vigil_events"), 3);
+
+    // Without a certificate, or with another user's, the server refuses:
+    // the sink parks with PostgreSQL's reason.
+    let mut t = tls_transport(conninfo.clone(), pki.ca_cert_path(), None);
+    let why = park(t.send(&records(&owned(4..=4))));
+    assert!(why.contains("certificate"), "{why}");
+    let mut t = with_client("somebody-else");
+    let why = park(t.send(&records(&owned(4..=4))));
+    assert!(why.contains("28000"), "{why}");
+    assert_eq!(count(&pg, "vigil_events"), 3);
+
+    // A certificate without its key, or over no TLS, is a configuration
+    // error that says what to set.
+    let mut config = PostgresConfig::new(conninfo.clone());
+    config.tls_ca = Some(pki.ca_cert_path().to_path_buf());
+    config.tls_client_cert = Some(pki.client("vigil_writer").cert);
+    let err = PostgresTransport::new(config).unwrap_err().to_string();
+    assert!(err.contains("set tls_key too"), "{err}");
+    let plain = conninfo.replace("sslmode=verify-full", "sslmode=disable");
+    let mut config = PostgresConfig::new(plain);
+    let client = pki.client("vigil_writer");
+    config.tls_client_cert = Some(client.cert);
+    config.tls_client_key = Some(client.key);
+    let err = PostgresTransport::new(config).unwrap_err().to_string();
+    assert!(err.contains("asks for no TLS"), "{err}");
 }
 
 #[test]

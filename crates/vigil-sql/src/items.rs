@@ -143,7 +143,11 @@ pub(crate) fn scan(
         match (sym, tok) {
             (b'(', _) => open.parens += 1,
             (b')', _) => open.parens -= 1,
-            (_, TokenKind::Word) => open.word(b.get(start..end).unwrap_or_default()),
+            // A quoted name counts as a word: an unquoted one unfit for a
+            // log line is written quoted, and must split statements alike.
+            (_, TokenKind::Word | TokenKind::QuotedIdentifier) => {
+                open.word(b.get(start..end).unwrap_or_default());
+            }
             (_, TokenKind::Param) => {
                 let n = param_number(b.get(start..end).unwrap_or_default());
                 open.max_param = open.max_param.max(n);

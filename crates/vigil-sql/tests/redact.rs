@@ -943,3 +943,15 @@ fn a_name_after_a_dollar_and_u_and_ampersand_stays_apart() {
     assert_eq!(vigil_sql::redact(&out.text).text, out.text);
     vigil_sql::check_redaction(b"SELECT $U&U&\"d\\0061t\", a$U&U&\"x\" FROM t");
 }
+
+#[test]
+fn a_name_written_quoted_splits_statements_as_it_did_unquoted() {
+    // `\u{94}` is a name unfit for a log line, written `U&"\0094"`: the
+    // statement it starts is no `CREATE FUNCTION`, before and after.
+    let sql = "$$$$$$$$\u{94} CREATE FUNCTION CASE'';";
+    let out = vigil_sql::redact(sql);
+    let again = vigil_sql::redact(&out.text);
+    assert_eq!(again.text, out.text);
+    assert_eq!(again.fingerprint, out.fingerprint);
+    vigil_sql::check_redaction(sql.as_bytes());
+}

@@ -74,14 +74,46 @@ pub(crate) fn prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
     }
     let segments =
         list_segments(&args.dir).with_context(|| format!("cannot read {}", args.dir.display()))?;
-    let mut leaves = Vec::with_capacity(usize::try_from(cp.size).unwrap_or(0));
+    // A log whose first segments retention removed: the tree before the
+    // first segment left comes from that segment's anchor.
+    let before = match segments.first() {
+        Some((first, path)) if *first > 1 => {
+            if args.seq < *first {
+                eprintln!(
+                    "vigil prove: seq {} was removed by retention; the log starts at seq {first}",
+                    args.seq
+                );
+                return Ok(ExitCode::from(EXIT_USAGE));
+            }
+            let line = first_line(path)?;
+            let tree = LineFormat::detect(&line)
+                .and_then(|f| vigil_seal::anchor_tree(f, &line, *first))
+                .with_context(|| {
+                    format!(
+                        "{}: the log starts at seq {first} but its first entry carries no anchor",
+                        path.display()
+                    )
+                })?;
+            if cp.size <= tree.size() {
+                eprintln!(
+                    "vigil prove: the checkpoint covers seq 1..{}, all removed by retention",
+                    cp.size
+                );
+                return Ok(ExitCode::from(EXIT_USAGE));
+            }
+            tree
+        }
+        _ => vigil_seal::Tree::new(),
+    };
+    let known = |leaves: &Vec<vigil_seal::Hash>| before.size() + leaves.len() as u64;
+    let mut leaves = Vec::with_capacity(usize::try_from(cp.size - before.size()).unwrap_or(0));
     let mut entry = None;
     'files: for (_, path) in &segments {
         let file =
             std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
         for line in io::BufReader::new(file).split(b'\n') {
             let line = line.with_context(|| format!("cannot read {}", path.display()))?;
-            if leaves.len() as u64 == cp.size {
+            if known(&leaves) == cp.size {
                 break 'files;
             }
             // A line that is no entry (verify reports it) has the leaf of
@@ -89,21 +121,21 @@ pub(crate) fn prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
             let format = LineFormat::detect(&line);
             let leaf = format.and_then(|f| vigil_seal::entry_leaf(f, &line).ok());
             leaves.push(leaf.unwrap_or_else(|| vigil_seal::leaf_hash(&line)));
-            if leaves.len() as u64 == args.seq {
+            if known(&leaves) == args.seq {
                 entry = Some(String::from_utf8(line).context("the entry is not UTF-8")?);
             }
         }
     }
-    let (Some(entry), true) = (entry, leaves.len() as u64 == cp.size) else {
+    let (Some(entry), true) = (entry, known(&leaves) == cp.size) else {
         eprintln!(
             "vigil prove: the log has {} entries, fewer than the checkpoint's {}",
-            leaves.len(),
+            known(&leaves),
             cp.size
         );
         return Ok(ExitCode::from(EXIT_BAD_INPUT));
     };
-    let proof =
-        vigil_seal::inclusion_proof(&leaves, args.seq - 1).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let proof = vigil_seal::inclusion_proof_after(&before, &leaves, args.seq - 1)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let out = serde_json::json!({
         "origin": cp.origin,
         "seq": args.seq,
@@ -723,28 +755,42 @@ fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
             "chains": r.chains,
             "root": vigil_seal::hash_to_hex(&r.root),
             "format": r.format.map(|f| f.as_str()),
+            "trimmed": r.trimmed.as_ref().map(|t| serde_json::json!({
+                "first_seq": t.first_seq,
+                "removal_seq": t.removal_seq,
+            })),
             "failure": failure,
         });
         writeln!(out, "{v}")?;
         return Ok(());
     }
     match &r.failure {
-        None => writeln!(
-            out,
-            "verified: {} (seq {}..{}) in {}; {}, {}, {}; root {}",
-            count(r.entries, "entry", "entries"),
-            r.last_seq + 1 - r.entries.min(r.last_seq),
-            r.last_seq,
-            count(r.segments, "segment", "segments"),
-            count(r.macs_checked, "MAC", "MACs"),
-            count(r.checkpoints_checked, "checkpoint", "checkpoints"),
-            count(
-                r.external_checkpoints_checked,
-                "kept checkpoint",
-                "kept checkpoints"
-            ),
-            vigil_seal::hash_to_hex(&r.root)
-        )?,
+        None => {
+            writeln!(
+                out,
+                "verified: {} (seq {}..{}) in {}; {}, {}, {}; root {}",
+                count(r.entries, "entry", "entries"),
+                r.last_seq + 1 - r.entries.min(r.last_seq),
+                r.last_seq,
+                count(r.segments, "segment", "segments"),
+                count(r.macs_checked, "MAC", "MACs"),
+                count(r.checkpoints_checked, "checkpoint", "checkpoints"),
+                count(
+                    r.external_checkpoints_checked,
+                    "kept checkpoint",
+                    "kept checkpoints"
+                ),
+                vigil_seal::hash_to_hex(&r.root)
+            )?;
+            if let Some(t) = &r.trimmed {
+                writeln!(
+                    out,
+                    "entries 1..{} were removed by retention, as the entry at seq {} records",
+                    t.first_seq - 1,
+                    t.removal_seq
+                )?;
+            }
+        }
         Some(f) => writeln!(
             out,
             "TAMPERED: {f}\n({} entries verified before it)",
@@ -752,4 +798,16 @@ fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
         )?,
     }
     Ok(())
+}
+
+/// The first line of a file, without its newline.
+fn first_line(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut line = Vec::new();
+    io::BufReader::new(file)
+        .read_until(b'\n', &mut line)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    line.pop_if(|b| *b == b'\n');
+    Ok(line)
 }

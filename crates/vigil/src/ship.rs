@@ -121,6 +121,8 @@ fn transport(s: &SinkConfig) -> anyhow::Result<Box<dyn Transport>> {
             create_table,
             tls_ca,
             tls_server_name,
+            tls_cert,
+            tls_key,
         } => {
             let mut conninfo = conninfo.clone();
             if let Some(password) = secret(password_env.as_deref(), "password_env")? {
@@ -133,6 +135,8 @@ fn transport(s: &SinkConfig) -> anyhow::Result<Box<dyn Transport>> {
             c.timeout = s.delivery.timeout;
             c.tls_ca = tls_ca.clone();
             c.tls_server_name = tls_server_name.clone();
+            c.tls_client_cert = tls_cert.clone();
+            c.tls_client_key = tls_key.clone();
             Box::new(postgres::PostgresTransport::new(c).map_err(|e| anyhow::anyhow!("{e}"))?)
         }
         SinkKind::Syslog {

@@ -332,3 +332,87 @@ fn sigusr1_rotates_the_audit_key_of_a_running_writer() {
     let report: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
     assert_eq!(report["chains"], 2, "verification spans the rotation");
 }
+
+#[test]
+fn verify_reports_a_log_trimmed_by_retention() {
+    use vigil_event::{Event, catalog};
+    use vigil_seal::{CheckpointSigner, SealConfig, SealKeys, Sealer, SyncPolicy, list_segments};
+    let tmp = tempfile::tempdir().unwrap();
+    let audit = tmp.path().join("audit");
+    let signer = || CheckpointSigner::new("db1", &[5; 32]).unwrap();
+    let mut cfg = SealConfig::new(&audit, "db1");
+    cfg.sync = SyncPolicy::Never;
+    cfg.segment_max_bytes = 8 * 1024;
+    let keys = SealKeys {
+        version: 1,
+        audit_key: zeroize::Zeroizing::new([4; 32]),
+        signer: signer(),
+    };
+    let (mut sealer, _) = Sealer::open(cfg, keys).unwrap();
+    for i in 0..200u64 {
+        sealer
+            .append(
+                &mut Event::new(catalog::STATEMENT_EXECUTED, "statement executed").field("i", i),
+            )
+            .unwrap();
+    }
+    sealer.flush().unwrap();
+    let segs = list_segments(&audit).unwrap();
+    let first_kept = segs[3].0;
+    sealer
+        .append(
+            &mut Event::new(catalog::AUDIT_SEGMENTS_REMOVED, "removing audit entries")
+                .field("first_seq", 1u64)
+                .field("last_seq", first_kept - 1),
+        )
+        .unwrap();
+    sealer.close().unwrap();
+    for (_, p) in &segs[..3] {
+        std::fs::remove_file(p).unwrap();
+    }
+    let vkey = signer().verifier_key();
+    let out = vigil(&["verify", s(&audit), "--public-key", &vkey], b"");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "entries 1..{} were removed by retention",
+            first_kept - 1
+        )),
+        "{text}"
+    );
+    let out = vigil(&["verify", s(&audit), "--public-key", &vkey, "--json"], b"");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verified"], true);
+    assert_eq!(report["trimmed"]["first_seq"], first_kept);
+
+    // An entry left still has its inclusion proof; a removed one has none.
+    for seq in [first_kept, first_kept + 1, first_kept + 40] {
+        let proof = vigil(
+            &["prove", "--dir", s(&audit), "--seq", &seq.to_string()],
+            b"",
+        );
+        assert!(
+            proof.status.success(),
+            "{}",
+            String::from_utf8_lossy(&proof.stderr)
+        );
+        let path = tmp.path().join("proof.json");
+        std::fs::write(&path, &proof.stdout).unwrap();
+        let ok = vigil(&["verify-proof", s(&path), "--public-key", &vkey], b"");
+        assert_eq!(
+            ok.status.code(),
+            Some(0),
+            "seq {seq}: {}",
+            String::from_utf8_lossy(&ok.stdout)
+        );
+    }
+    let removed = vigil(&["prove", "--dir", s(&audit), "--seq", "5"], b"");
+    assert_eq!(removed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&removed.stderr).contains("removed by retention"));
+    // Without the removal entry's segment, the missing head is tampering.
+    let last = list_segments(&audit).unwrap().last().unwrap().1.clone();
+    std::fs::remove_file(last).unwrap();
+    let out = vigil(&["verify", s(&audit), "--public-key", &vkey], b"");
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -836,7 +836,12 @@ fn delivering_sink_errors_name_the_key() {
         ),
         (
             "[[sinks]]\ntype = \"postgres\"\nconninfo = \"host=db\"\ntls_cert = \"c.pem\"\n",
-            "sinks[0].tls_cert",
+            "sinks[0].tls_key",
+            "needs both tls_cert and tls_key",
+        ),
+        (
+            "[[sinks]]\ntype = \"postgres\"\nconninfo = \"host=db\"\nresend_window_ms = 5\n",
+            "sinks[0].resend_window_ms",
             "not allowed on a postgres sink",
         ),
         (

@@ -346,12 +346,23 @@ fn retain(config: &DeliveryConfig, sinks: &[Arc<Shared>]) -> std::io::Result<Rem
         .map(|s| s.counters.cursor.load(Ordering::Relaxed))
         .min()
         .unwrap_or(u64::MAX);
-    let removed = retention::apply(&config.audit_dir, &config.retention, delivered)?;
-    if let (Some(event), Some(emitter)) = (removed.event(), &config.emitter) {
-        emitter.emit(event);
+    let plan = retention::plan(&config.audit_dir, &config.retention, delivered)?;
+    // The removal is sealed, durably, before the files go: the log then
+    // always accounts for the entries it lost.
+    if let (Some(event), Some(emitter)) = (plan.removed.event(), &config.emitter) {
+        emitter
+            .emit_durable(event, SEAL_REMOVAL_TIMEOUT)
+            .map_err(|e| {
+                std::io::Error::other(format!(
+                    "the removal could not be sealed first ({e}); nothing was removed"
+                ))
+            })?;
     }
-    Ok(removed)
+    plan.remove()
 }
+
+/// How long retention waits for its removal entry to be sealed.
+const SEAL_REMOVAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn housekeep(config: &DeliveryConfig, sinks: &[Arc<Shared>], stop: &(Mutex<bool>, Condvar)) {
     let mut stopped = stop.0.lock().unwrap_or_else(|p| p.into_inner());

@@ -4,7 +4,8 @@
 //!
 //! Segments go from the front only, so what stays is one contiguous run of
 //! the log; the segment being written is never removed. Each removal is
-//! sealed as `audit.segments_removed` with the seq range, and a sink whose
+//! sealed as `audit.segments_removed` with the seq range before the files
+//! go (so `vigil verify` accepts the missing head), and a sink whose
 //! entries were removed before it delivered them reports
 //! `sink.behind_retention` when it gets there.
 
@@ -58,7 +59,7 @@ impl Removed {
         Some(
             Event::new(
                 catalog::AUDIT_SEGMENTS_REMOVED,
-                format!("removed audit entries {first}..={last} by retention"),
+                format!("removing audit entries {first}..={last} by retention"),
             )
             .field("first_seq", first)
             .field("last_seq", last)
@@ -69,9 +70,40 @@ impl Removed {
     }
 }
 
-/// Applies `retention` to the log in `dir`, where every entry up to
+/// Segments due for removal, planned but not yet removed: seal
+/// [`Removed::event`] first, then [`remove`](Self::remove) them, so that
+/// the log always accounts for what it lost, even across a crash.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// What removing them removes.
+    pub(crate) removed: Removed,
+    paths: Vec<std::path::PathBuf>,
+}
+
+impl Plan {
+    /// Removes the planned segments, front first, and syncs the directory.
+    /// A file already gone (removed by another pass) is skipped.
+    pub(crate) fn remove(self) -> std::io::Result<Removed> {
+        for path in &self.paths {
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !self.paths.is_empty()
+            && let Some(dir) = self.paths[0].parent()
+            && let Ok(d) = fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(self.removed)
+    }
+}
+
+/// Plans `retention` for the log in `dir`, where every entry up to
 /// `delivered` reached every sink.
-pub fn apply(dir: &Path, retention: &Retention, delivered: u64) -> std::io::Result<Removed> {
+pub(crate) fn plan(dir: &Path, retention: &Retention, delivered: u64) -> std::io::Result<Plan> {
     let segments = list_segments(dir)?;
     let mut sizes = Vec::with_capacity(segments.len());
     let mut total = 0u64;
@@ -86,7 +118,8 @@ pub fn apply(dir: &Path, retention: &Retention, delivered: u64) -> std::io::Resu
         kept.push((first, path));
     }
     let segments = kept;
-    let mut removed = Removed::default();
+    let mut plan = Plan::default();
+    let removed = &mut plan.removed;
     // Never the last segment: it is the one being written.
     for i in 0..segments.len().saturating_sub(1) {
         let (first, path) = &segments[i];
@@ -103,21 +136,18 @@ pub fn apply(dir: &Path, retention: &Retention, delivered: u64) -> std::io::Resu
             removed.held += 1;
             break;
         }
-        match fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        }
+        plan.paths.push(path.clone());
         total -= bytes;
         removed.files += 1;
         removed.bytes += bytes;
         removed.undelivered += last.saturating_sub(delivered.max(first - 1));
         removed.seqs = Some((removed.seqs.map_or(*first, |(f, _)| f), last));
     }
-    if removed.files > 0
-        && let Ok(d) = fs::File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(removed)
+    Ok(plan)
+}
+
+/// Applies `retention` to the log in `dir` at once, sealing nothing: what
+/// [`plan`] and [`Plan::remove`] do together.
+pub fn apply(dir: &Path, retention: &Retention, delivered: u64) -> std::io::Result<Removed> {
+    plan(dir, retention, delivered)?.remove()
 }

@@ -125,6 +125,12 @@ pub struct PostgresConfig {
     /// The name `sslmode=verify-full` checks in the server's certificate
     /// (and TLS sends as SNI) instead of the conninfo's host.
     pub tls_server_name: Option<String>,
+    /// vigil's client certificate chain (PEM), for a server that asks for
+    /// one (`hostssl … cert`, or `clientcert=verify-full`); with
+    /// [`tls_client_key`](Self::tls_client_key) and TLS only.
+    pub tls_client_cert: Option<PathBuf>,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub tls_client_key: Option<PathBuf>,
 }
 
 impl PostgresConfig {
@@ -138,6 +144,8 @@ impl PostgresConfig {
             timeout: DEFAULT_TIMEOUT,
             tls_ca: None,
             tls_server_name: None,
+            tls_client_cert: None,
+            tls_client_key: None,
         }
     }
 }
@@ -156,6 +164,8 @@ impl fmt::Debug for PostgresConfig {
             .field("timeout", &self.timeout)
             .field("tls_ca", &self.tls_ca)
             .field("tls_server_name", &self.tls_server_name)
+            .field("tls_client_cert", &self.tls_client_cert)
+            .field("tls_client_key", &self.tls_client_key)
             .finish()
     }
 }
@@ -235,9 +245,8 @@ impl PostgresTransport {
         if let Some(key) = keys.iter().find(foreign) {
             let instead = match key.as_str() {
                 "sslrootcert" => "set tls_ca on the sink instead",
-                "sslcert" | "sslkey" | "sslpassword" => {
-                    "vigil does not send client certificates to PostgreSQL"
-                }
+                "sslcert" | "sslkey" => "set tls_cert and tls_key on the sink instead",
+                "sslpassword" => "give tls_key as an unencrypted PEM key instead",
                 _ => "vigil does not read it",
             };
             return Err(ConfigError(format!(
@@ -289,6 +298,26 @@ impl PostgresTransport {
                 )));
             }
         };
+        let client = match (&config.tls_client_cert, &config.tls_client_key) {
+            (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError(format!(
+                    "{target}: a client certificate needs its key: set tls_key too"
+                )));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError(format!(
+                    "{target}: a client key needs its certificate: set tls_cert too"
+                )));
+            }
+        };
+        if client.is_some() && verify.is_none() {
+            return Err(ConfigError(format!(
+                "{target}: a client certificate is set but the conninfo asks for no TLS; add \
+                 sslmode=verify-full (and tls_ca), or remove tls_cert and tls_key"
+            )));
+        }
         let tls = match (verify, &config.tls_ca) {
             (None, None) => {
                 if config.tls_server_name.is_some() {
@@ -336,7 +365,7 @@ impl PostgresTransport {
                         }
                     }
                 }
-                let make = MakeRustls::new(ca, verify, config.tls_server_name.clone())
+                let make = MakeRustls::new(ca, verify, config.tls_server_name.clone(), client)
                     .map_err(|why| ConfigError(format!("{target}: {why}")))?;
                 pg.ssl_mode(SslMode::Require);
                 Some(make)
@@ -1175,7 +1204,7 @@ mod tests {
                 "host=db user=v sslcert=/c.pem",
                 None,
                 None,
-                "client certificates",
+                "set tls_cert and tls_key",
             ),
             (
                 "host=db..example user=v sslmode=verify-full",

@@ -320,6 +320,11 @@ pub enum SinkKind {
         /// `tls_server_name`: the name `sslmode=verify-full` checks (default:
         /// the host of `conninfo`).
         tls_server_name: Option<String>,
+        /// `tls_cert`: vigil's client certificate, for a server that asks
+        /// for one.
+        tls_cert: Option<PathBuf>,
+        /// `tls_key`: its private key.
+        tls_key: Option<PathBuf>,
     },
 }
 

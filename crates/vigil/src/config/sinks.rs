@@ -101,8 +101,8 @@ const KEYS: &[(&str, &[&str])] = &[
     ("protocol", &["syslog"]),
     ("tls_ca", &["syslog", "http", "postgres"]),
     ("tls_server_name", &["syslog", "postgres"]),
-    ("tls_cert", &["syslog"]),
-    ("tls_key", &["syslog"]),
+    ("tls_cert", &["syslog", "postgres"]),
+    ("tls_key", &["syslog", "postgres"]),
     ("resend_window_ms", &["syslog"]),
     ("url", &["http"]),
     ("api", &["http"]),
@@ -234,6 +234,27 @@ fn path(
         .transpose()
 }
 
+/// `tls_cert` and `tls_key`: both or neither.
+fn client_certificate(
+    raw: &RawSink,
+    dir: &Path,
+    at: &KeyPath,
+) -> Result<(Option<PathBuf>, Option<PathBuf>), Invalid> {
+    let cert = path(&raw.tls_cert, dir, at, "tls_cert")?;
+    let key = path(&raw.tls_key, dir, at, "tls_key")?;
+    match (&cert, &key) {
+        (Some(_), None) | (None, Some(_)) => Err(Invalid::new(
+            at.key(if cert.is_some() {
+                "tls_key"
+            } else {
+                "tls_cert"
+            }),
+            "a client certificate needs both tls_cert and tls_key",
+        )),
+        _ => Ok((cert, key)),
+    }
+}
+
 fn positive(value: Option<i64>, at: &KeyPath, key: &str, max: i64) -> Result<Option<u64>, Invalid> {
     match value {
         None => Ok(None),
@@ -295,19 +316,7 @@ pub(super) fn network(
                             "missing tls_ca; a TLS syslog sink verifies the receiver against this CA file",
                         )
                     })?;
-                    let cert = path(&raw.tls_cert, dir, at, "tls_cert")?;
-                    let key = path(&raw.tls_key, dir, at, "tls_key")?;
-                    if cert.is_some() != key.is_some() {
-                        let missing = if cert.is_some() {
-                            "tls_key"
-                        } else {
-                            "tls_cert"
-                        };
-                        return Err(Invalid::new(
-                            at.key(missing),
-                            "a client certificate needs both tls_cert and tls_key",
-                        ));
-                    }
+                    let (cert, key) = client_certificate(raw, dir, at)?;
                     Some(TlsFiles {
                         ca,
                         server_name: raw.tls_server_name.clone(),
@@ -426,19 +435,16 @@ pub(super) fn network(
                     "holds a password; remove it and name the environment variable that holds it with password_env",
                 ));
             }
+            let (tls_cert, tls_key) = client_certificate(raw, dir, at)?;
             SinkKind::Postgres {
-                conninfo: required(
-                    &raw.conninfo,
-                    at,
-                    "conninfo",
-                    "\"host=db.example dbname=audit user=vigil\"",
-                )?
-                .to_owned(),
+                conninfo: conninfo.to_owned(),
                 password_env: env_name(&raw.password_env, at, "password_env")?,
                 table,
                 create_table: raw.create_table.unwrap_or(false),
                 tls_ca: path(&raw.tls_ca, dir, at, "tls_ca")?,
                 tls_server_name: raw.tls_server_name.clone(),
+                tls_cert,
+                tls_key,
             }
         }
         _ => return Ok(None),

@@ -19,7 +19,7 @@ use ring::digest;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore,
     SignatureScheme,
@@ -47,12 +47,14 @@ pub(super) struct MakeRustls {
 }
 
 impl MakeRustls {
-    /// Loads the CA certificates of `ca` (PEM) and builds the client
-    /// configuration; the error says what is wrong with the file.
+    /// Loads the CA certificates of `ca` (PEM), and the client certificate
+    /// and key when given, and builds the client configuration; the error
+    /// says what is wrong with which file.
     pub(super) fn new(
         ca: &Path,
         verify: Verify,
         server_name: Option<String>,
+        client: Option<(&Path, &Path)>,
     ) -> Result<MakeRustls, String> {
         let shown = ca.display();
         let certs = CertificateDer::pem_file_iter(ca)
@@ -69,7 +71,7 @@ impl MakeRustls {
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS: {e}"))?;
-        let mut config = match verify {
+        let builder = match verify {
             Verify::Full => builder.with_root_certificates(roots),
             Verify::Chain => {
                 let verifier =
@@ -80,8 +82,32 @@ impl MakeRustls {
                     .dangerous()
                     .with_custom_certificate_verifier(Arc::new(ChainOnly(verifier)))
             }
-        }
-        .with_no_client_auth();
+        };
+        let mut config = match client {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_file_iter(cert)
+                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| {
+                        format!("tls_cert {}: {e}; give a readable PEM file", cert.display())
+                    })?;
+                if chain.is_empty() {
+                    return Err(format!(
+                        "tls_cert {} holds no certificate (-----BEGIN CERTIFICATE-----)",
+                        cert.display()
+                    ));
+                }
+                let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                    format!(
+                        "tls_key {}: {e}; give a readable PEM private key (PKCS#8, PKCS#1 or SEC1)",
+                        key.display()
+                    )
+                })?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| format!("tls_cert and tls_key: {e}; do they belong together?"))?
+            }
+        };
         config.alpn_protocols = vec![b"postgresql".to_vec()];
         if let Some(name) = &server_name {
             check_name(name)?;
