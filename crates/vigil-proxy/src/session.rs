@@ -740,6 +740,10 @@ enum Step {
     /// Forward `upto` bytes, withhold the rest and close the session: the
     /// next message carries a poison value.
     Block,
+    /// Forward `upto` bytes, then track the simple query that ends there
+    /// (its last `frame_len` bytes), then scan on: redacting, inspecting
+    /// and reporting it overlap its execution.
+    Track { frame_len: usize },
 }
 
 async fn client_to_server(
@@ -766,6 +770,22 @@ async fn client_to_server(
                 let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
                 scan_frontend(shared, session, &framer, &buf, &mut st)?
             };
+            if let Step::Track { frame_len } = step {
+                // What the socket takes at once; the query is tracked
+                // before waiting for more, so no answer to it can come
+                // back untracked.
+                let sent = write_now(to, &buf[..upto]).await.map_err(End::Io)?;
+                {
+                    let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
+                    let frame = &buf[upto - frame_len..upto];
+                    let msg = FrontendMessage::decode(MessageTag::QUERY, &frame[5..])
+                        .map_err(|e| End::Violation(e.to_string()))?;
+                    st.tracker.frontend(&msg);
+                }
+                to.write_all(&buf[sent..upto]).await.map_err(End::Io)?;
+                buf.advance(upto);
+                continue;
+            }
             if upto > 0 {
                 to.write_all(&buf[..upto]).await.map_err(End::Io)?;
                 buf.advance(upto);
@@ -889,6 +909,15 @@ fn scan_frontend(
                 }
             }
         }
+        if tag == MessageTag::QUERY && !st.tracker.can_deny() {
+            return Ok((
+                pos,
+                Step::Track {
+                    frame_len: header.frame_len,
+                },
+                false,
+            ));
+        }
         match st.tracker.frontend(&msg) {
             Relay::Forward => {}
             Relay::Drop => {
@@ -913,6 +942,16 @@ fn scan_frontend(
             }
         }
     }
+}
+
+/// Writes what `to` takes of `data` without waiting: 0 when it takes
+/// nothing now.
+async fn write_now(to: &mut WriteHalf<Stream>, data: &[u8]) -> io::Result<usize> {
+    std::future::poll_fn(|cx| match Pin::new(&mut *to).poll_write(cx, data) {
+        Poll::Pending => Poll::Ready(Ok(0)),
+        ready => ready,
+    })
+    .await
 }
 
 async fn server_to_client(
@@ -957,7 +996,8 @@ async fn server_to_client(
                     buf.advance(upto);
                 }
                 match step {
-                    Step::Read => break,
+                    // (Only the client's scan asks for Track.)
+                    Step::Read | Step::Track { .. } => break,
                     Step::Replace { frame_len, bytes } => {
                         to.write_all(&bytes).await.map_err(End::Io)?;
                         buf.advance(frame_len);

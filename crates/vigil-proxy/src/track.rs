@@ -374,6 +374,15 @@ impl Tracker {
         self.skipping
     }
 
+    /// Whether a statement can be denied (a firewall in enforce mode): if
+    /// not, a simple query is forwarded before it is tracked.
+    pub(crate) fn can_deny(&self) -> bool {
+        self.detection
+            .firewall
+            .as_ref()
+            .is_some_and(|fw| fw.mode() == firewall::Mode::Enforce)
+    }
+
     /// The ErrorResponse to send the client now, in its place among the
     /// server's answers.
     pub(crate) fn injection(&mut self) -> Option<BytesMut> {
